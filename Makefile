@@ -1,0 +1,51 @@
+# Eqeqo Auth API. `make run` serves the demo on :7878; `make test` runs every test.
+# Needs only Python 3.11+ and make: the virtualenv and an embedded PostgreSQL
+# (unless DATABASE_URL is set) are created under this folder.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PSQL   := $(PY) -m db.embedded psql -v ON_ERROR_STOP=1 -q
+
+.DEFAULT_GOAL := help
+.PHONY: help install db run test bench lint format postman stop-db clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the service, the SDK and the test tools
+
+db: $(STAMP) ## apply the schema and the demo data to the database
+	$(PSQL) -1 -f sql/run_all.sql
+	$(PSQL) -1 -f sql/demo_seed.sql
+
+run: db ## serve the demo on http://127.0.0.1:7878 under gunicorn
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: $(STAMP) ## run the whole test suite against a throwaway PostgreSQL
+	$(VENV)/bin/pytest
+
+bench: $(STAMP) ## benchmark /check-token against a trivial endpoint
+	$(PY) -m bench.check_token
+
+lint: $(STAMP) ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+stop-db: $(STAMP) ## stop the embedded PostgreSQL
+	$(PY) -m db.embedded stop
+
+clean: ## remove the virtualenv and the embedded database
+	-$(PY) -m db.embedded stop
+	rm -rf $(VENV) var

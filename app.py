@@ -1,0 +1,73 @@
+"""The application factory: config, pool, blueprints, JSON errors, CLI commands."""
+
+import datetime
+import logging
+
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.routing import IntegerConverter
+
+import config
+import db
+from blueprints import audit, auth, health, passwords, rbac, tokens, users
+from web import errors, request_log
+
+log = logging.getLogger("auth.app")
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Timestamps as ISO 8601 (the contract's format), and bodies keep their field order."""
+
+    sort_keys = False
+
+    @staticmethod
+    def default(value):
+        if isinstance(value, datetime.datetime):
+            return value.isoformat()
+        return DefaultJSONProvider.default(value)
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>`: a positive bigint; anything else in the path is a 404, never a database error."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=2**63 - 1)
+
+
+def create_app(test_config=None):
+    """Build the app from config.py, with `test_config` overriding any value."""
+    app = Flask(__name__)
+    app.json = JSONProvider(app)
+    app.url_map.converters["id"] = IdConverter
+    app.config.from_object(config)
+    if test_config:
+        app.config.update(test_config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+
+    request_log.configure(app.config["LOG_LEVEL"])
+    warn_about_development_settings(app)
+    db.init_app(app)
+    errors.init_app(app)
+    request_log.init_app(app)
+    for blueprint in (auth, tokens, passwords, users, rbac, audit, health):
+        app.register_blueprint(blueprint.bp)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    from commands import register
+
+    register(app)
+    return app
+
+
+def warn_about_development_settings(app):
+    """Say loudly at start when a development default is in force."""
+    for key in ("TOKEN_SECRET", "PASSWORD_PEPPER"):
+        if app.config[key] == config.DEVELOPMENT_SECRET:
+            log.warning("%s is the development default; set it in production", key)
+    if not app.config["SMTP_HOST"]:
+        log.warning("SMTP_HOST is not set: mails, reset codes included, are written to the log (development only)")

@@ -1,0 +1,135 @@
+"""Login, logout and the caller's own profile."""
+
+import time
+
+from flask import Blueprint, current_app, g
+from psycopg.types.json import Jsonb
+
+import db
+from db import queries as q
+from security import passwords
+from security.tokens import new_token
+from web import audit
+from web.client_ip import client_ip
+from web.errors import ApiError, unauthorized
+from web.guard import header_token, require_token, token_params
+from web.validation import PASSWORD, Str, json_body, validate
+
+bp = Blueprint("auth", __name__)
+
+# Consecutive failures lock an account whenever they happened; this window is "forever".
+NO_WINDOW = 2**31 - 1
+
+
+def expiry(expires_at):
+    """expires_at (Unix seconds, as the original service answered) and expires_in."""
+    at = int(expires_at.timestamp())
+    return {"expires_at": at, "expires_in": max(at - int(time.time()), 0)}
+
+
+def login_keys(user, login):
+    """The throttle keys of an attempt: the account (or the unknown name) and the client IP."""
+    account = f"user:{user['id']}" if user else f"login:{login.casefold()}"
+    return account, f"ip:{client_ip()}"
+
+
+@bp.post("/auth/login")
+def login():
+    """Exchange a username (or email) and password for a token."""
+    data = json_body()
+    # The seed's clients send {"user", "pass"}; both spellings are accepted.
+    aliased = {"username": data.get("username", data.get("user")), "password": data.get("password", data.get("pass"))}
+    creds = validate(
+        {k: v for k, v in aliased.items() if v is not None},
+        {"username": Str(max_len=254), "password": PASSWORD},
+    )
+    cfg = current_app.config
+    with db.transaction() as conn:
+        user = q.user_for_login(conn, login=creds["username"])
+        account_key, ip_key = login_keys(user, creds["username"])
+        # Counted and committed before the slow password check, so parallel guesses see it.
+        attempt = q.count_login_attempt(
+            conn,
+            keys=[account_key, ip_key],
+            limits=[cfg["LOGIN_ACCOUNT_MAX_FAILURES"], cfg["LOGIN_IP_MAX_FAILURES"]],
+            windows=[NO_WINDOW, cfg["LOGIN_IP_WINDOW_SECONDS"]],
+            base=cfg["LOGIN_LOCK_BASE_SECONDS"],
+            cap=cfg["LOGIN_LOCK_MAX_SECONDS"],
+        )
+        if attempt["blocked"]:
+            audit.record(
+                conn, "authn_login_lock", user_id=user and user["id"], detail={"retry_after": attempt["retry_after"]}
+            )
+    if attempt["blocked"]:
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"too many failed logins; try again in {attempt['retry_after']} seconds",
+            headers={"Retry-After": str(attempt["retry_after"])},
+        )
+
+    # Unknown users cost the same bcrypt check as known ones, so timing tells nothing.
+    stored = user["password_hash"] if user else passwords.dummy_hash(cfg["PASSWORD_PEPPER"], cfg["BCRYPT_ROUNDS"])
+    password_ok = passwords.verify_password(creds["password"], stored, cfg["PASSWORD_PEPPER"])
+    if not (user and user["active"] and password_ok):
+        with db.transaction() as conn:
+            audit.record(conn, "authn_login_fail", user_id=user and user["id"])
+        raise unauthorized("invalid_credentials", "wrong username or password")
+
+    token = new_token(cfg["TOKEN_SECRET"])
+    payload = {"user_id": user["id"], "username": user["username"], "name": user["name"]}
+    params = token_params(token)
+    with db.transaction() as conn:
+        row = q.create_token(conn, payload=Jsonb(payload), user_id=user["id"], **params)
+        q.forget_account_failures(conn, key=account_key)
+        q.take_back_ip_attempt(conn, key=ip_key, max_failures=cfg["LOGIN_IP_MAX_FAILURES"])
+        # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
+        q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"], **params)
+        g.token = token
+        audit.record(conn, "authn_login_success", user_id=user["id"])
+    return {"token": token, **expiry(row["expires_at"]), "payload": payload}
+
+
+@bp.post("/auth/logout")
+def logout():
+    """Revoke the token; revoking an unknown or expired one is fine too (RFC 7009)."""
+    token = header_token() or json_body(optional=True).get("token")
+    if not isinstance(token, str) or not token:
+        raise unauthorized("missing_token", "send the token in the 'token' header")
+    g.token = token
+    with db.transaction() as conn:
+        user_id = q.revoke_token(conn, token_hash=token_params(token)["token_hash"])
+        if user_id:
+            audit.record(conn, "authn_token_revoked", user_id=user_id, detail={"scope": "this token"})
+    return {"status": "logged_out"}
+
+
+@bp.post("/auth/logout-all")
+def logout_all():
+    """Revoke every token of the caller."""
+    token = require_token()
+    params = token_params(token)
+    with db.transaction() as conn:
+        row = q.revoke_all_of_token_owner(
+            conn, token_hash=params["token_hash"], ttl=params["ttl"], max_lifetime=params["max_lifetime"]
+        )
+        revoked = row["revoked"]
+        if revoked:
+            audit.record(
+                conn, "authn_token_revoked", user_id=row["user_id"], detail={"scope": "all", "revoked": revoked}
+            )
+    if not revoked:
+        raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
+    return {"revoked": revoked}
+
+
+@bp.get("/auth/profile")
+def profile():
+    """Validate and renew the caller's token; answer who they are and what they hold where."""
+    token = require_token()
+    with db.connection() as conn:
+        row = q.profile(conn, **token_params(token))
+    if row is None:
+        raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
+    payload = {key: row[key] for key in ("user_id", "username", "name", "email", "services")}
+    return {"payload": payload, "renewed": row["renewed"], **expiry(row["expires_at"])}

@@ -1,0 +1,54 @@
+"""Command-line tasks: `flask --app app <command>`."""
+
+import click
+import psycopg
+from flask import current_app
+
+import db
+from blueprints.passwords import hash_new_password
+from db import queries as q
+from web.errors import ApiError
+
+
+@click.command("create-admin")
+@click.argument("username")
+@click.option("--email", default=None, help="Email for password recovery.")
+@click.option("--name", default=None, help="Display name.")
+@click.password_option(help="Asked for when not given (12 to 128 characters).")
+def create_admin(username, email, name, password):
+    """Create the first administrator: a user holding role "admin" in service "auth"."""
+    try:
+        password_hash = hash_new_password(password, username)
+        with db.transaction() as conn:
+            user = q.create_user(conn, username=username, name=name, email=email, password_hash=password_hash)
+            q.grant_admin(conn, user_id=user["id"])
+    except ApiError as error:
+        raise click.ClickException(error.message) from None
+    except psycopg.errors.UniqueViolation:
+        raise click.ClickException(f"user {username} or that email already exists") from None
+    click.echo(f"created administrator {username} (id {user['id']})")
+
+
+@click.command("purge-tokens")
+def purge_tokens():
+    """Delete expired sessions in batches (login does this too; this is for cron)."""
+    cfg = current_app.config
+    total = 0
+    while True:
+        with db.transaction() as conn:
+            deleted = q.purge_dead_tokens(
+                conn,
+                ttl=cfg["TOKEN_TTL_SECONDS"],
+                max_lifetime=cfg["TOKEN_MAX_LIFETIME_SECONDS"],
+                batch=cfg["TOKEN_PURGE_BATCH"],
+            )
+        total += deleted
+        if deleted < cfg["TOKEN_PURGE_BATCH"]:
+            break
+    click.echo(f"purged {total} expired tokens")
+
+
+def register(app):
+    """Attach the commands to the app's CLI."""
+    app.cli.add_command(create_admin)
+    app.cli.add_command(purge_tokens)

@@ -1,0 +1,73 @@
+"""The embedded PostgreSQL used when DATABASE_URL is unset (development and tests).
+
+The server binaries come from the PyPI package `pgserver`; the data lives under the work
+tree (var/pgdata by default) and the server keeps running between commands, listening on
+a Unix socket only. Run as a script for the Makefile:
+
+    python -m db.embedded url            print the connection URL (starting the server)
+    python -m db.embedded psql ARGS...   run the bundled psql against it
+    python -m db.embedded stop           stop the server
+"""
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+
+def _server(pgdata):
+    # platformdirs warns about XDG_RUNTIME_DIR on servers; pgserver's fallback is fine.
+    warnings.filterwarnings("ignore", module="platformdirs")
+    import pgserver
+
+    Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so gunicorn workers,
+    # psql and the tests all share it.
+    return pgserver.get_server(Path(pgdata), cleanup_mode=None)
+
+
+def start(pgdata):
+    """Start the server if it is not running; return its connection URL."""
+    return _server(pgdata).get_uri()
+
+
+def stop(pgdata):
+    """Stop the server (fast shutdown: open sessions are disconnected)."""
+    from pgserver import _commands
+
+    server = _server(pgdata)
+    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
+def psql_path():
+    """The psql shipped with the server binaries."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / "psql")
+
+
+def main(argv):
+    """Entry point of `python -m db.embedded`."""
+    import config
+
+    command, args = (argv[0] if argv else "url"), argv[1:]
+    if command == "url":
+        print(config.DATABASE_URL or start(config.EMBEDDED_PGDATA))
+    elif command == "psql":
+        url = config.DATABASE_URL or start(config.EMBEDDED_PGDATA)
+        os.execv(  # noqa: S606 (our own bundled psql, arguments from the Makefile)
+            psql_path(), [psql_path(), "--no-psqlrc", "-d", url, *args]
+        )
+    elif command == "stop":
+        if not config.DATABASE_URL:
+            stop(config.EMBEDDED_PGDATA)
+    else:
+        sys.exit(f"unknown command {command!r}: use url, psql or stop")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"embedded PostgreSQL failed: {error}")

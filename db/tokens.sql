@@ -1,0 +1,133 @@
+-- Sessions (sql/30_tokens.sql). A token is live while now() < modified_at + ttl and
+-- now() < created_at + max_lifetime, and its user is active.
+
+-- name: create_token^
+-- Store a new session under the token's digest; returns its expiry.
+insert into auth.tokens_cache (token_hash, user_id, payload)
+values (%(token_hash)s, %(user_id)s, %(payload)s)
+returning least(modified_at + make_interval(secs => %(ttl)s),
+                created_at + make_interval(secs => %(max_lifetime)s)) as expires_at;
+
+-- name: check_token^
+-- Validate a token for one service, renew it when due, return the user's grants there.
+-- One statement, so one round trip. The renewal is a conditional UPDATE: it writes only
+-- when modified_at is older than the threshold and the use is allowed, and `skip locked`
+-- lets a check pass by a row another check is renewing, so checks never wait on each other.
+-- No row: the token is dead. A row with null roles or user_matches false: no access.
+with live as (
+    select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name
+    from auth.tokens_cache t
+    join auth.users u on u.id = t.user_id and u.active
+    where t.token_hash = %(token_hash)s
+      and t.modified_at > now() - make_interval(secs => %(ttl)s)
+      and t.created_at > now() - make_interval(secs => %(max_lifetime)s)
+),
+service as (
+    select s.id, s.name
+    from auth.services s
+    where s.active and (s.id = %(service_id)s or s.name = %(service_name)s)
+),
+grants as (
+    select array_agg(distinct g.role order by g.role) as roles,
+           coalesce(array_agg(distinct g.permission order by g.permission)
+                    filter (where g.permission is not null), '{}') as permissions
+    from live
+    join service on true
+    join auth.user_grants g on g.user_id = live.user_id and g.service_id = service.id
+),
+allowed as (
+    select live.token_hash
+    from live, grants
+    where grants.roles is not null
+      and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
+),
+renewed as (
+    update auth.tokens_cache t
+    set modified_at = now()
+    where t.token_hash = (
+        select c.token_hash
+        from auth.tokens_cache c
+        where c.token_hash = (select token_hash from allowed)
+          and c.modified_at < now() - make_interval(secs => %(threshold)s)
+        for update skip locked
+    )
+    returning t.modified_at
+)
+select live.user_id, live.username, live.name,
+       service.id as service_id, service.name as service,
+       grants.roles, grants.permissions,
+       (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint) as user_matches,
+       renewed.modified_at is not null as renewed,
+       least(coalesce(renewed.modified_at, live.modified_at) + make_interval(secs => %(ttl)s),
+             live.created_at + make_interval(secs => %(max_lifetime)s)) as expires_at
+from live
+left join service on true
+left join grants on true
+left join renewed on true;
+
+-- name: profile^
+-- Validate a token, renew it when due, and return its user with every service's grants.
+-- One statement, as check_token, whose renewal rule it shares.
+with live as (
+    select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name, u.email
+    from auth.tokens_cache t
+    join auth.users u on u.id = t.user_id and u.active
+    where t.token_hash = %(token_hash)s
+      and t.modified_at > now() - make_interval(secs => %(ttl)s)
+      and t.created_at > now() - make_interval(secs => %(max_lifetime)s)
+),
+renewed as (
+    update auth.tokens_cache t
+    set modified_at = now()
+    where t.token_hash = (
+        select c.token_hash
+        from auth.tokens_cache c
+        where c.token_hash = (select token_hash from live)
+          and c.modified_at < now() - make_interval(secs => %(threshold)s)
+        for update skip locked
+    )
+    returning t.modified_at
+)
+select live.user_id, live.username, live.name, live.email,
+       auth.user_services(live.user_id) as services,
+       renewed.modified_at is not null as renewed,
+       least(coalesce(renewed.modified_at, live.modified_at) + make_interval(secs => %(ttl)s),
+             live.created_at + make_interval(secs => %(max_lifetime)s)) as expires_at
+from live
+left join renewed on true;
+
+-- name: revoke_token$
+-- Logout: delete one session and return its user; an unknown token deletes nothing.
+delete from auth.tokens_cache where token_hash = %(token_hash)s returning user_id;
+
+-- name: revoke_all_of_token_owner^
+-- Logout-all: delete every session of the live token's user; 0 revoked: the token was dead.
+with live as (
+    select t.user_id
+    from auth.tokens_cache t
+    where t.token_hash = %(token_hash)s
+      and t.modified_at > now() - make_interval(secs => %(ttl)s)
+      and t.created_at > now() - make_interval(secs => %(max_lifetime)s)
+),
+gone as (
+    delete from auth.tokens_cache where user_id = (select user_id from live) returning 1
+)
+select (select user_id from live) as user_id, count(*) as revoked from gone;
+
+-- name: revoke_user_tokens!
+-- Revoke every session of a user (password change, disable, delete); optionally keep one.
+delete from auth.tokens_cache
+where user_id = %(user_id)s
+  and token_hash is distinct from %(keep_token_hash)s;
+
+-- name: purge_dead_tokens!
+-- Delete a batch of expired sessions; rows being renewed are skipped, never waited for.
+delete from auth.tokens_cache
+where token_hash in (
+    select token_hash
+    from auth.tokens_cache
+    where modified_at < now() - make_interval(secs => %(ttl)s)
+       or created_at < now() - make_interval(secs => %(max_lifetime)s)
+    limit %(batch)s
+    for update skip locked
+);

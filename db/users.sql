@@ -1,0 +1,69 @@
+-- People (sql/10_users.sql). The user columns a response shows never include the hash.
+
+-- name: user_for_login^
+-- The account a login name (username or email, any case) refers to, active or not.
+select id, username, name, email, active, password_hash
+from auth.users
+where lower(username) = lower(%(login)s) or lower(email) = lower(%(login)s)
+order by lower(username) = lower(%(login)s) desc
+limit 1;
+
+-- name: user_password_hash^
+-- The stored hash of an active user, for a password change.
+select id, username, password_hash from auth.users where id = %(user_id)s and active;
+
+-- name: list_users^
+-- Users filtered by a substring of username/email/name and by active; total and one page.
+with filtered as (
+    select id, username, name, email, active, created_at, updated_at
+    from auth.users
+    where (%(q)s::text is null
+           or strpos(lower(username), lower(%(q)s)) > 0
+           or strpos(lower(coalesce(email, '')), lower(%(q)s)) > 0
+           or strpos(lower(coalesce(name, '')), lower(%(q)s)) > 0)
+      and (%(active)s::boolean is null or active = %(active)s)
+)
+select (select count(*) from filtered) as total,
+       coalesce((select json_agg(p order by p.id)
+                 from (select * from filtered order by id limit %(limit)s offset %(offset)s) p), '[]') as items;
+
+-- name: user_by_id^
+-- One user with the grants it holds in every service.
+select id, username, name, email, active, created_at, updated_at, auth.user_services(id) as services
+from auth.users
+where id = %(user_id)s;
+
+-- name: create_user^
+-- A new user; a taken username or email raises a unique violation (409).
+insert into auth.users (username, name, email, password_hash)
+values (%(username)s, %(name)s, %(email)s, %(password_hash)s)
+returning id, username, name, email, active, created_at, updated_at;
+
+-- name: update_user^
+-- Change the given fields only (a null parameter keeps the column, except the
+-- *_set flags which allow setting name and email to null).
+update auth.users
+set username      = coalesce(%(username)s, username),
+    name          = case when %(name_set)s then %(name)s else name end,
+    email         = case when %(email_set)s then %(email)s else email end,
+    password_hash = coalesce(%(password_hash)s, password_hash),
+    active        = coalesce(%(active)s, active),
+    updated_at    = now()
+where id = %(user_id)s
+returning id, username, name, email, active, created_at, updated_at;
+
+-- name: delete_user!
+-- Delete a user for good; its sessions, codes and grants go with it (cascade).
+delete from auth.users where id = %(user_id)s;
+
+-- name: username_of$
+-- A user's username, or nothing when there is no such user.
+select username from auth.users where id = %(user_id)s;
+
+-- name: grant_admin!
+-- Give a user role "admin" in service "auth" (sql/50_bootstrap.sql creates both).
+insert into auth.person_service_roles (user_id, service_id, role_id)
+select %(user_id)s, s.id, r.id
+from auth.services s, auth.roles r
+where s.name = 'auth' and r.name = 'admin'
+on conflict do nothing;

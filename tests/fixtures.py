@@ -1,0 +1,280 @@
+"""Fixtures: a real PostgreSQL (embedded, under var/pgtest), the app, a live gunicorn, a mailbox.
+
+The test server is separate from the development one (var/pgdata), so tests never touch
+demo work and may stop their server to drill an outage. Each test of the in-process app
+starts from the schema plus the demo data; the live server has a database of its own.
+"""
+
+import email
+import email.policy
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from app import create_app
+from db import embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+PGDATA = ROOT / "var" / "pgtest"
+DEMO = {
+    "admin": "orchid-lantern-42",
+    "alice": "maple-harbor-17",
+    "bob": "granite-willow-88",
+    "carol": "copper-meadow-55",
+}
+TABLES = "auth.users, auth.services, auth.roles, auth.permissions, auth.tokens_cache, auth.login_failures, auth.audit_events, auth.password_reset_codes"  # noqa: E501
+
+
+def free_port():
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Postgres:
+    """The test server: URLs per database, and stop/start for outage drills."""
+
+    def __init__(self):
+        self.server_url = embedded.start(PGDATA)
+
+    def url(self, database):
+        return self.server_url.replace("/postgres?", f"/{database}?")
+
+    def create_database(self, database):
+        """A fresh database with the schema and the demo data, applied as `make db` does."""
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{database}" with (force)')
+            conn.execute(f'create database "{database}"')
+        for script in ("sql/run_all.sql", "sql/demo_seed.sql"):
+            subprocess.run(
+                [
+                    embedded.psql_path(),
+                    "--no-psqlrc",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-1",
+                    "-d",
+                    self.url(database),
+                    "-f",
+                    script,
+                ],
+                cwd=ROOT,
+                check=True,
+            )
+        return self.url(database)
+
+    def stop(self):
+        embedded.stop(PGDATA)
+
+    def start(self):
+        embedded.start(PGDATA)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The embedded test server, started once per session."""
+    return Postgres()
+
+
+@pytest.fixture(scope="session")
+def test_database(postgres):
+    """The database the in-process app uses; rebuilt per test by `app`."""
+    return postgres.create_database("auth_test")
+
+
+class Mailbox:
+    """An SMTP server on 127.0.0.1 that keeps what it receives."""
+
+    def __init__(self):
+        self.messages = []
+        self.arrived = threading.Condition()
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.arrived:
+            self.messages.append(message)
+            self.arrived.notify_all()
+        return "250 OK"
+
+    def wait_for(self, to_address, timeout=5):
+        """The newest mail to `to_address` not yet returned; AssertionError when none comes."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                for message in reversed(self.messages):
+                    if message["To"] == to_address and not getattr(message, "seen", False):
+                        for older in self.messages:
+                            if older["To"] == to_address:
+                                older.seen = True
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no mail to {to_address} within {timeout}s")
+                self.arrived.wait(left)
+
+    def to(self, to_address):
+        """Every mail received for `to_address`, oldest first."""
+        return [m for m in self.messages if m["To"] == to_address]
+
+
+@pytest.fixture(scope="session")
+def mailbox():
+    """The SMTP server every app under test mails to."""
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+def test_settings(database_url, mailbox):
+    """Config overrides shared by the in-process app and the live server."""
+    return {
+        "DATABASE_URL": database_url,
+        "BCRYPT_ROUNDS": 4,  # the cost factor is config; tests need speed, not strength
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": mailbox.controller.port,
+        "SMTP_STARTTLS": False,
+        "PASSWORD_RESET_URL": "https://app.example/reset#code={code}",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def app_factory(test_database, postgres, mailbox):
+    """Build an app on a freshly reset test database, with overrides; pools closed after the test."""
+    reset_database(test_database)
+    apps = []
+
+    def build(**overrides):
+        app = create_app({**test_settings(test_database, mailbox), "TESTING": True, **overrides})
+        app.extensions["db_pool"].wait(timeout=10)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["db_pool"].close()
+
+
+@pytest.fixture
+def app(app_factory):
+    """The app with the test settings."""
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client for `app`."""
+    return app.test_client()
+
+
+def reset_database(url):
+    """Empty every table and load the bootstrap rows and demo data again."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"truncate {TABLES} restart identity cascade")
+        for script in ("sql/50_bootstrap.sql", "sql/demo_seed.sql"):
+            conn.execute((ROOT / script).read_text())
+
+
+class Api:
+    """Short calls against the test client: login, headers, JSON requests."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username="admin", password=None):
+        response = self.client.post("/auth/login", json={"username": username, "password": password or DEMO[username]})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["token"]
+
+    def headers(self, username="admin", password=None):
+        return {"token": self.login(username, password)}
+
+    def create_user(self, username, password="correct-horse-battery-9", **fields):
+        """Create a user as admin; returns the user resource."""
+        response = self.client.post(
+            "/users", json={"username": username, "password": password, **fields}, headers=self.headers()
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+
+@pytest.fixture
+def api(client):
+    """Helpers for the common calls."""
+    return Api(client)
+
+
+def db_rows(url, sql, params=None):
+    """Run SQL directly against a database (to inspect or age rows)."""
+    with psycopg.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else cur.rowcount
+
+
+class LiveServer:
+    """A gunicorn serving the app on a free port, as in production."""
+
+    def __init__(self, url, process, log_path):
+        self.url, self.process, self.log_path = url, process, log_path
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gunicorn(settings, tmp_dir, extra_env=None):
+    """Start gunicorn with `settings` as environment variables; wait until /healthz answers."""
+    port = free_port()
+    env = {**os.environ, **{k: str(v) for k, v in settings.items()}, "SERVER_PORT": str(port), **(extra_env or {})}
+    log_path = Path(tmp_dir) / f"gunicorn-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return LiveServer(url, process, log_path)
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()}")
+
+
+def stop_gunicorn(server):
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(postgres, mailbox, tmp_path_factory):
+    """A real gunicorn on its own database with the demo data; per-IP throttling relaxed
+    (every test client is 127.0.0.1), per-account throttling as in production."""
+    url = postgres.create_database("auth_live")
+    settings = {**test_settings(url, mailbox), "LOGIN_IP_MAX_FAILURES": 100000}
+    server = start_gunicorn(settings, tmp_path_factory.mktemp("live"))
+    yield server
+    stop_gunicorn(server)

@@ -1,0 +1,72 @@
+"""Who is calling: the token from the request header, checked against service "auth"."""
+
+from functools import wraps
+
+from flask import current_app, g, request
+
+import db
+from db import queries as q
+from security.tokens import digest
+from web import audit
+from web.errors import ApiError, unauthorized
+
+AUTH_SERVICE = "auth"  # this service's own name in auth.services
+
+
+def header_token():
+    """The token from `token: ...` or `Authorization: Bearer ...`; never from the URL."""
+    token = request.headers.get("token")
+    if not token:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            token = credentials.strip()
+    return token or None
+
+
+def token_params(token):
+    """The parameters every token statement takes: the digest and the lifetimes from config."""
+    cfg = current_app.config
+    return {
+        "token_hash": digest(token),
+        "ttl": cfg["TOKEN_TTL_SECONDS"],
+        "max_lifetime": cfg["TOKEN_MAX_LIFETIME_SECONDS"],
+        "threshold": cfg["TOKEN_RENEW_THRESHOLD_SECONDS"],
+    }
+
+
+def require_token():
+    """The header token, or 401 missing_token."""
+    token = header_token()
+    if token is None:
+        raise unauthorized("missing_token", "send the token in the 'token' header")
+    return token
+
+
+def requires(permission):
+    """Decorator: the caller's token must be live and hold `permission` in service "auth".
+
+    The check is the same one statement as /check-token (and renews the token like it);
+    the caller's grants land in `g.caller`.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            token = require_token()
+            with db.connection() as conn:
+                row = q.check_token(
+                    conn, **token_params(token), service_id=None, service_name=AUTH_SERVICE, user_id=None
+                )
+                if row is None:
+                    raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
+                allowed = permission in (row["permissions"] or [])
+                g.caller = row
+                if not allowed:
+                    audit.record(conn, "authz_fail", user_id=row["user_id"], detail={"permission": permission})
+            if not allowed:
+                raise ApiError(403, "forbidden", f"this needs permission {permission} in service {AUTH_SERVICE}")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,193 @@
+"""Reading request input: the JSON body and query parameters, checked field by field.
+
+Every failure is a 4xx ApiError before any query runs, so bad input never writes.
+"""
+
+import copy
+import json
+import re
+
+from flask import request
+
+from web.errors import ApiError
+
+BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint: larger ids cannot exist, so they are input errors
+MAX_JSON_DEPTH = 32
+
+
+class Field:
+    """A field spec: whether it must be present and whether null is allowed."""
+
+    def __init__(self, required=True, nullable=False):
+        self.required, self.nullable = required, nullable
+
+    def check(self, value):
+        """Return the clean value or raise ValueError with what is wrong."""
+        raise NotImplementedError
+
+    def optional(self):
+        """The same field, not required."""
+        clone = copy.copy(self)
+        clone.required = False
+        return clone
+
+
+class Str(Field):
+    """A string of bounded length; NUL characters are refused (PostgreSQL text cannot hold them)."""
+
+    def __init__(self, min_len=1, max_len=200, pattern=None, **kw):
+        super().__init__(**kw)
+        self.min_len, self.max_len = min_len, max_len
+        self.pattern = re.compile(pattern) if pattern else None
+
+    def check(self, value):
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise ValueError(f"must be {self.min_len} to {self.max_len} characters long")
+        if self.pattern and not self.pattern.fullmatch(value):
+            raise ValueError(f"must match {self.pattern.pattern}")
+        return value
+
+
+# A password as typed: any length up to the body limit. Its bounds are the policy's business
+# where a password is set, and at login an over-long password is simply wrong (401).
+PASSWORD = Str(max_len=1 << 20)
+
+
+class Int(Field):
+    """A whole number within bounds (JSON number, or a decimal string when `strings` is set)."""
+
+    def __init__(self, minimum=1, maximum=BIGINT_MAX, strings=False, **kw):
+        super().__init__(**kw)
+        self.minimum, self.maximum, self.strings = minimum, maximum, strings
+
+    def check(self, value):
+        if self.strings and isinstance(value, str) and re.fullmatch(r"[0-9]{1,20}", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be an integer" + (" or a decimal string" if self.strings else ""))
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"must be between {self.minimum} and {self.maximum}")
+        return value
+
+
+class Bool(Field):
+    """true or false."""
+
+    def check(self, value):
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+
+
+class IdOrName(Field):
+    """A numeric id (int or decimal string) or a name; returns ("id", n) or ("name", s)."""
+
+    def check(self, value):
+        try:
+            return ("id", Int(strings=True).check(value))
+        except ValueError:
+            pass
+        if isinstance(value, str):
+            return ("name", Str(max_len=63).check(value))
+        raise ValueError("must be an id (integer) or a name (string)")
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value, level=0):
+    if level > MAX_JSON_DEPTH:
+        raise ValueError("nested too deeply")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        _depth(child, level + 1)
+
+
+def json_body(optional=False):
+    """The request body as a dict: 415 unless JSON, 400 invalid_json unless a JSON object.
+
+    With `optional`, an empty body is an empty dict (for endpoints whose fields may come
+    from headers or the query string instead).
+    """
+    raw = request.get_data(cache=True)
+    if not raw:
+        if optional:
+            return {}
+        raise ApiError(400, "invalid_json", "a JSON object body is required")
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "the body must be sent as Content-Type: application/json")
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        _depth(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def validate(data, spec, at_least_one=False):
+    """Check `data` against `spec` (name -> Field); return the clean values present.
+
+    Unknown fields are ignored. All problems are reported at once in `fields`.
+    """
+    clean, problems = {}, {}
+    for name, field in spec.items():
+        if name not in data:
+            if field.required:
+                problems[name] = "is required"
+            continue
+        value = data[name]
+        if value is None:
+            if field.nullable:
+                clean[name] = None
+            else:
+                problems[name] = "must not be null"
+            continue
+        try:
+            clean[name] = field.check(value)
+        except ValueError as error:
+            problems[name] = str(error)
+    if problems:
+        raise ApiError(400, "validation_error", "some fields are invalid", fields=problems)
+    if at_least_one and not clean:
+        raise ApiError(400, "validation_error", f"give at least one of: {', '.join(spec)}")
+    return clean
+
+
+def body(spec, at_least_one=False):
+    """Read the JSON body and validate it in one step."""
+    return validate(json_body(), spec, at_least_one=at_least_one)
+
+
+def query(spec):
+    """Validate query parameters (strings) against `spec`; booleans and ints are converted."""
+    data = {}
+    for name, field in spec.items():
+        if name in request.args:
+            data[name] = _from_query(request.args[name], field)
+    return validate(data, spec)
+
+
+def _from_query(text, field):
+    if isinstance(field, Bool):
+        return {"true": True, "false": False}.get(text.lower(), text)
+    if isinstance(field, Int) and re.fullmatch(r"-?[0-9]{1,20}", text):
+        return int(text)
+    return text
+
+
+def page():
+    """limit/offset of a list request (limit 1..1000, default 100; offset >= 0)."""
+    args = query({"limit": Int(minimum=1, maximum=1000, required=False), "offset": Int(minimum=0, required=False)})
+    return {"limit": args.get("limit", 100), "offset": args.get("offset", 0)}
+
+
+def listing(row, paging):
+    """The list shape, from a list query's one row of `total` and `items` (a JSON array)."""
+    return {"items": row["items"], "total": row["total"], **paging}
