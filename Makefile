@@ -29,7 +29,9 @@ db: $(STAMP) ## apply the schema and the demo data to the database
 run: db ## serve the demo on http://127.0.0.1:7878 under gunicorn
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## run the whole test suite against a throwaway PostgreSQL
+test: $(STAMP) ## lint, then run the whole test suite against a throwaway PostgreSQL
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
 
 bench: $(STAMP) ## benchmark /check-token against a trivial endpoint

@@ -44,6 +44,8 @@ DB_STATEMENT_TIMEOUT_MS = int(env("DB_STATEMENT_TIMEOUT_MS", "5000"))  # no requ
 # HTTP server.
 SERVER_HOST = env("SERVER_HOST", "127.0.0.1")
 SERVER_PORT = int(env("SERVER_PORT", "7878"))
+WEB_CONCURRENCY = int(env("WEB_CONCURRENCY", "2"))  # gunicorn workers; one per core
+GUNICORN_THREADS = int(env("GUNICORN_THREADS", "4"))  # threads per worker, so bcrypt waits don't stall it
 MAX_BODY_BYTES = int(env("MAX_BODY_BYTES", "65536"))  # larger bodies get 413; no request needs more
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")  # peers whose X-Forwarded-For is believed; default none
 

@@ -6,8 +6,8 @@ No preload: each worker builds the app, and so opens its own pool, after the for
 import config as app_config  # "config" itself is a gunicorn setting name
 
 bind = f"{app_config.SERVER_HOST}:{app_config.SERVER_PORT}"
-workers = int(app_config.env("WEB_CONCURRENCY", "2"))  # one per core
-threads = int(app_config.env("GUNICORN_THREADS", "4"))  # gthread: bcrypt waits don't stall a worker
+workers = app_config.WEB_CONCURRENCY
+threads = app_config.GUNICORN_THREADS
 worker_class = "gthread"
 # A request waits at most DB_POOL_TIMEOUT_SECONDS for a connection, so the worker
 # timeout is only for a worker that is truly stuck.

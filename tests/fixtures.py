@@ -1,13 +1,16 @@
 """Fixtures: a real PostgreSQL (embedded, under var/pgtest), the app, a live gunicorn, a mailbox.
 
-The test server is separate from the development one (var/pgdata), so tests never touch
-demo work and may stop their server to drill an outage. Each test of the in-process app
-starts from the schema plus the demo data; the live server has a database of its own.
+Each test session runs its own PostgreSQL server (var/pgtest/<pid>, about a second to
+create), separate from the development one (var/pgdata): tests never touch demo work,
+two sessions never share data, and a test may stop its server to drill an outage. Each
+test of the in-process app starts from the schema plus the demo data; the live server
+has a database of its own.
 """
 
 import email
 import email.policy
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +27,7 @@ from app import create_app
 from db import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
-PGDATA = ROOT / "var" / "pgtest"
+PGTEST = ROOT / "var" / "pgtest"
 DEMO = {
     "admin": "orchid-lantern-42",
     "alice": "maple-harbor-17",
@@ -41,11 +44,35 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_server(pgdata):
+    """Stop a test server if it still runs, and delete its data."""
+    try:
+        embedded.stop(pgdata)
+    except subprocess.CalledProcessError:
+        pass  # already stopped
+    shutil.rmtree(pgdata, ignore_errors=True)
+
+
 class Postgres:
-    """The test server: URLs per database, and stop/start for outage drills."""
+    """This session's test server: URLs per database, and stop/start for outage drills."""
 
     def __init__(self):
-        self.server_url = embedded.start(PGDATA)
+        PGTEST.mkdir(parents=True, exist_ok=True)
+        for leftover in PGTEST.iterdir():
+            if leftover.name.isdigit() and not pid_alive(int(leftover.name)):
+                remove_server(leftover)
+        self.pgdata = PGTEST / str(os.getpid())
+        self.server_url = embedded.start(self.pgdata)
 
     def url(self, database):
         return self.server_url.replace("/postgres?", f"/{database}?")
@@ -75,16 +102,18 @@ class Postgres:
         return self.url(database)
 
     def stop(self):
-        embedded.stop(PGDATA)
+        embedded.stop(self.pgdata)
 
     def start(self):
-        embedded.start(PGDATA)
+        embedded.start(self.pgdata)
 
 
 @pytest.fixture(scope="session")
 def postgres():
-    """The embedded test server, started once per session."""
-    return Postgres()
+    """This session's embedded test server, removed at the end."""
+    server = Postgres()
+    yield server
+    remove_server(server.pgdata)
 
 
 @pytest.fixture(scope="session")
