@@ -3,6 +3,7 @@
 import click
 import psycopg
 from flask import current_app
+from flask.cli import with_appcontext
 
 import db
 from blueprints.passwords import hash_new_password
@@ -15,6 +16,7 @@ from web.errors import ApiError
 @click.option("--email", default=None, help="Email for password recovery.")
 @click.option("--name", default=None, help="Display name.")
 @click.password_option(help="Asked for when not given (12 to 128 characters).")
+@with_appcontext
 def create_admin(username, email, name, password):
     """Create the first administrator: a user holding role "admin" in service "auth"."""
     try:
@@ -30,6 +32,7 @@ def create_admin(username, email, name, password):
 
 
 @click.command("purge-tokens")
+@with_appcontext
 def purge_tokens():
     """Delete expired sessions in batches (login does this too; this is for cron)."""
     cfg = current_app.config
