@@ -17,12 +17,12 @@ bp = Blueprint("passwords", __name__)
 FORGOT_ANSWER = {"message": "if the account exists and has an email, a reset code is on its way"}
 
 
-def hash_new_password(password, username):
-    """The hash of a password someone wants to set, or 400 saying why it may not be set."""
+def hash_new_password(password, username, field="password"):
+    """The hash of a password someone wants to set, or 400 naming `field` and saying why not."""
     cfg = current_app.config
     problem = passwords.policy_problem(password, username, cfg["PASSWORD_MIN_LENGTH"], cfg["PASSWORD_MAX_LENGTH"])
     if problem:
-        raise ApiError(400, "validation_error", f"password {problem}", fields={"password": problem})
+        raise ApiError(400, "validation_error", f"{field} {problem}", fields={field: problem})
     return passwords.hash_password(password, cfg["PASSWORD_PEPPER"], cfg["BCRYPT_ROUNDS"])
 
 
@@ -69,7 +69,7 @@ def reset():
             raise ApiError(400, "invalid_reset_code", "the reset code is unknown, used or expired")
         # A refused password rolls back the whole block, so the code stays usable.
         password_hash = hash_new_password(data["password"], username)
-        q.update_user(conn, **unchanged_user(user_id), password_hash=password_hash)
+        q.update_user(conn, **{**unchanged_user(user_id), "password_hash": password_hash})
         q.revoke_user_tokens(conn, user_id=user_id, keep_token_hash=None)
         q.forget_account_failures(conn, key=f"user:{user_id}")
         audit.record(conn, "authn_password_reset", user_id=user_id)
@@ -99,9 +99,9 @@ def change():
         with db.transaction() as conn:
             audit.record(conn, "authn_password_change_fail", user_id=user["id"])
         raise unauthorized("invalid_credentials", "the current password is wrong")
-    password_hash = hash_new_password(data["new_password"], user["username"])
+    password_hash = hash_new_password(data["new_password"], user["username"], field="new_password")
     with db.transaction() as conn:
-        q.update_user(conn, **unchanged_user(user["id"]), password_hash=password_hash)
+        q.update_user(conn, **{**unchanged_user(user["id"]), "password_hash": password_hash})
         revoked = q.revoke_user_tokens(conn, user_id=user["id"], keep_token_hash=params["token_hash"])
         audit.record(conn, "authn_password_change", user_id=user["id"], detail={"revoked": revoked})
     return {"status": "password_changed", "revoked": revoked}

@@ -1,0 +1,122 @@
+"""The answers of the Eqeqo Auth API as small immutable values."""
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+
+@dataclass(frozen=True)
+class Session:
+    """A successful login: the token to send and whose it is."""
+
+    token: str = field(repr=False)
+    expires_at: int
+    expires_in: int
+    user_id: int
+    username: str
+    name: str | None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        """Read the body of POST /auth/login."""
+        payload = body["payload"]
+        return cls(
+            token=str(body["token"]),
+            expires_at=int(body["expires_at"]),
+            expires_in=int(body["expires_in"]),
+            user_id=int(payload["user_id"]),
+            username=str(payload["username"]),
+            name=payload.get("name"),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceAccess:
+    """What a user holds within one service."""
+
+    service_id: int
+    service: str
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> Self:
+        """Read one entry of a profile's `services`."""
+        return cls(
+            service_id=int(item["service_id"]),
+            service=str(item["service"]),
+            roles=tuple(item["roles"]),
+            permissions=tuple(item["permissions"]),
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The caller's identity and grants in every service, from GET /auth/profile."""
+
+    user_id: int
+    username: str
+    name: str | None
+    email: str | None
+    services: tuple[ServiceAccess, ...]
+    renewed: bool
+    expires_at: int
+    expires_in: int
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        """Read the body of GET /auth/profile."""
+        payload = body["payload"]
+        return cls(
+            user_id=int(payload["user_id"]),
+            username=str(payload["username"]),
+            name=payload.get("name"),
+            email=payload.get("email"),
+            services=tuple(ServiceAccess.from_json(item) for item in payload["services"]),
+            renewed=bool(body["renewed"]),
+            expires_at=int(body["expires_at"]),
+            expires_in=int(body["expires_in"]),
+        )
+
+
+@dataclass(frozen=True)
+class TokenPayload:
+    """Who holds a token and what they may do in the service it was checked for."""
+
+    user_id: int
+    username: str
+    name: str | None
+    service_id: int
+    service: str
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """A `valid: true` answer of POST /check-token."""
+
+    payload: TokenPayload
+    renewed: bool
+    expires_at: int
+    expires_in: int
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        """Read the body of a 200 from POST /check-token."""
+        if body["valid"] is not True:
+            raise ValueError("a 200 from /check-token must say valid: true")
+        payload = body["payload"]
+        return cls(
+            payload=TokenPayload(
+                user_id=int(payload["user_id"]),
+                username=str(payload["username"]),
+                name=payload.get("name"),
+                service_id=int(payload["service_id"]),
+                service=str(payload["service"]),
+                roles=tuple(payload["roles"]),
+                permissions=tuple(payload["permissions"]),
+            ),
+            renewed=bool(body["renewed"]),
+            expires_at=int(body["expires_at"]),
+            expires_in=int(body["expires_in"]),
+        )
