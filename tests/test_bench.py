@@ -1,0 +1,34 @@
+"""`make bench` cannot rot: a one-second run answers every request with 200, prints the ratios
+to /healthz, renews only tokens that were due, and drops its database."""
+
+import re
+import subprocess
+import sys
+
+from tests.fixtures import ROOT, db_rows
+
+RATIO = r"^ratio {}/healthz: throughput \d+\.\d\d, p50 \d+\.\d\d, p99 \d+\.\d\d, server CPU \d+\.\d\d$"
+WRITES = r"^renewals during .*: (\d+) rows written, (\d+) answers renewed \(.*\), (\d+) fresh tokens written$"
+
+
+def test_quick_bench_run_completes_and_prints_the_ratios(postgres):
+    # On this session's test server: a bench leaves running a server it did not start.
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.check_token", "--seconds", "1", "--tokens", "2000", "--pgdata", postgres.pgdata],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # A non-zero exit is also how the bench reports any answer other than 200.
+    assert result.returncode == 0, result.stdout + result.stderr
+    for endpoint in ("check-token", "profile"):
+        assert re.search(RATIO.format(endpoint), result.stdout, re.M), result.stdout
+    writes = [tuple(map(int, found)) for found in re.findall(WRITES, result.stdout, re.M)]
+    assert len(writes) == 2, result.stdout
+    # One row written per answer saying renewed, none for a token that was fresh; about one
+    # request in ten meets a due token, so a run without any renewal means renewal broke.
+    assert all(written == answered and fresh == 0 for written, answered, fresh in writes), result.stdout
+    assert sum(written for written, _, _ in writes) > 0, result.stdout
+    # Asked of the session's server, which must therefore still run.
+    assert db_rows(postgres.server_url, "select 1 from pg_database where datname = 'auth_bench'") == []
