@@ -35,7 +35,7 @@ def list_users():
     return listing(row, paging)
 
 
-@bp.get("/users/<id:user_id>")
+@bp.get("/users/<int:user_id>")
 @requires("auth.users.read")
 def get_user(user_id):
     """One user, with the roles and permissions it holds in every service."""
@@ -67,7 +67,7 @@ def create_user():
     return user, 201
 
 
-@bp.put("/users/<id:user_id>")
+@bp.put("/users/<int:user_id>")
 @requires("auth.users.write")
 def update_user(user_id):
     """Change any of name, email, username, password, active; a new password or
@@ -90,7 +90,7 @@ def update_user(user_id):
                 password_hash = hash_new_password(data["password"], data.get("username", current))
             user = q.update_user(
                 conn,
-                **unchanged_user(user_id),
+                user_id=user_id,
                 username=data.get("username"),
                 name=data.get("name"),
                 name_set="name" in data,
@@ -109,7 +109,7 @@ def update_user(user_id):
     return user
 
 
-@bp.delete("/users/<id:user_id>")
+@bp.delete("/users/<int:user_id>")
 @requires("auth.users.write")
 def delete_user(user_id):
     """Disable a user (kept for audit) and revoke its tokens; ?hard=true deletes it for good."""
@@ -127,7 +127,7 @@ def delete_user(user_id):
     return "", 204
 
 
-@bp.delete("/users/<id:user_id>/lock")
+@bp.delete("/users/<int:user_id>/lock")
 @requires("auth.users.write")
 def unlock_user(user_id):
     """Clear the brute-force lock (and failure count) of an account."""

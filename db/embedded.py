@@ -28,8 +28,12 @@ def _server(pgdata):
 
 
 def start(pgdata):
-    """Start the server if it is not running; return its connection URL."""
-    return _server(pgdata).get_uri()
+    """Start the server if it is not running (again, after `stop`); return its connection URL."""
+    server = _server(pgdata)
+    # get_server hands back its cached handle, which does not notice a stop.
+    with server._lock:
+        server.ensure_postgres_running()
+    return server.get_uri()
 
 
 def stop(pgdata):

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+import config
 from db import embedded
 from db import queries as q
+from security.passwords import verify_password
 from tests.fixtures import DEMO, ROOT, db_rows
 
 
@@ -50,11 +52,19 @@ def test_schema_alone_has_no_demo_users_but_the_auth_service_and_admin_role(post
     ]
 
 
-@pytest.mark.parametrize("username", ["admin", "alice", "bob"])
-def test_demo_users_log_in_with_the_documented_passwords(client, username):
-    response = client.post("/auth/login", json={"username": username, "password": DEMO[username]})
-    assert response.status_code == 200
-    assert response.get_json()["payload"]["username"] == username
+def test_demo_seed_hashes_match_the_documented_passwords(postgres):
+    url = postgres.create_database("auth_seed")
+    rows = db_rows(url, "select username, password_hash, active from auth.users order by id")
+    assert [(row["username"], row["active"]) for row in rows] == [
+        ("admin", True),
+        ("alice", True),
+        ("bob", True),
+        ("carol", False),
+    ]
+    for row in rows:
+        assert row["password_hash"].startswith("$2b$12$")
+        assert verify_password(DEMO[row["username"]], row["password_hash"], config.DEVELOPMENT_SECRET)
+        assert not verify_password(DEMO[row["username"]] + "x", row["password_hash"], config.DEVELOPMENT_SECRET)
 
 
 def test_disabled_demo_user_cannot_log_in(client):
@@ -71,7 +81,11 @@ def test_create_admin_makes_a_working_administrator(app, client):
 
 @pytest.mark.parametrize(
     ("username", "password", "says"),
-    [("root", "short", "12 to 128"), ("admin", "saffron-kettle-31", "already exists"), ("rooty", "rooty-saffron-31", "username")],
+    [
+        ("root", "short", "12 to 128"),
+        ("admin", "saffron-kettle-31", "already exists"),
+        ("rooty", "rooty-saffron-31", "username"),
+    ],
 )
 def test_create_admin_refuses_bad_input(app, username, password, says):
     result = app.test_cli_runner().invoke(args=["create-admin", username, "--password", password])

@@ -45,6 +45,12 @@ class Str(Field):
             raise ValueError("must be a string")
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        # JSON's \ud800 escapes decode to lone surrogates, which no database text can hold.
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text (no lone surrogates)") from None
         if not self.min_len <= len(value) <= self.max_len:
             raise ValueError(f"must be {self.min_len} to {self.max_len} characters long")
         if self.pattern and not self.pattern.fullmatch(value):
