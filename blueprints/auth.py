@@ -47,24 +47,18 @@ def login():
     with db.transaction() as conn:
         user = q.user_for_login(conn, login=creds["username"])
         account_key, ip_key = login_keys(user, creds["username"])
-        # Counted and committed before the slow password check, so parallel guesses see it.
-        attempt = q.count_login_attempt(
-            conn,
-            keys=[account_key, ip_key],
-            limits=[cfg["LOGIN_ACCOUNT_MAX_FAILURES"], cfg["LOGIN_IP_MAX_FAILURES"]],
-            windows=[NO_WINDOW, cfg["LOGIN_IP_WINDOW_SECONDS"]],
-            base=cfg["LOGIN_LOCK_BASE_SECONDS"],
-            cap=cfg["LOGIN_LOCK_MAX_SECONDS"],
-        )
-        if attempt["blocked"]:
-            audit.record(
-                conn, "authn_login_lock", user_id=user and user["id"], detail={"retry_after": attempt["retry_after"]}
-            )
+        throttle = {
+            "keys": [account_key, ip_key],
+            "limits": [cfg["LOGIN_ACCOUNT_MAX_FAILURES"], cfg["LOGIN_IP_MAX_FAILURES"]],
+            "windows": [NO_WINDOW, cfg["LOGIN_IP_WINDOW_SECONDS"]],
+        }
+        # Committed before the slow password check, so parallel guesses see each other.
+        attempt = q.begin_login_attempt(conn, **throttle)
     if attempt["blocked"]:
         raise ApiError(
             429,
             "too_many_attempts",
-            f"too many failed logins; try again in {attempt['retry_after']} seconds",
+            f"too many failed logins; try again after {attempt['retry_after']} s (Retry-After)",
             headers={"Retry-After": str(attempt["retry_after"])},
         )
 
@@ -72,8 +66,17 @@ def login():
     stored = user["password_hash"] if user else passwords.dummy_hash(cfg["PASSWORD_PEPPER"], cfg["BCRYPT_ROUNDS"])
     password_ok = passwords.verify_password(creds["password"], stored, cfg["PASSWORD_PEPPER"])
     if not (user and user["active"] and password_ok):
+        user_id = user and user["id"]
         with db.transaction() as conn:
-            audit.record(conn, "authn_login_fail", user_id=user and user["id"])
+            counts = q.count_login_failure(
+                conn, **throttle, base=cfg["LOGIN_LOCK_BASE_SECONDS"], cap=cfg["LOGIN_LOCK_MAX_SECONDS"]
+            )
+            audit.record(conn, "authn_login_fail", user_id=user_id)
+            for count in counts:
+                if count["locked_for"] is not None:
+                    scope = "ip" if count["key"] == ip_key else "account"
+                    detail = {"scope": scope, "failures": count["failures"], "locked_for": count["locked_for"]}
+                    audit.record(conn, "authn_login_lock", user_id=user_id, detail=detail)
         raise unauthorized("invalid_credentials", "wrong username or password")
 
     token = new_token(cfg["TOKEN_SECRET"])
@@ -81,8 +84,7 @@ def login():
     params = token_params(token)
     with db.transaction() as conn:
         row = q.create_token(conn, payload=Jsonb(payload), user_id=user["id"], **params)
-        q.forget_account_failures(conn, key=account_key)
-        q.take_back_ip_attempt(conn, key=ip_key, max_failures=cfg["LOGIN_IP_MAX_FAILURES"])
+        q.count_login_success(conn, account_key=account_key, ip_key=ip_key)
         # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
         q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"], **params)
         g.token = token

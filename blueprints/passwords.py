@@ -74,12 +74,13 @@ def reset():
         q.forget_account_failures(conn, key=f"user:{user_id}")
         audit.record(conn, "authn_password_reset", user_id=user_id)
         email = q.user_by_id(conn, user_id=user_id)["email"]
-    send(
-        email,
-        "Your Eqeqo password was changed",
-        f"The password of the Eqeqo account {username} was just reset, and every session of it ended.\n\n"
-        "If it was not you, ask an administrator to lock the account at once.\n",
-    )
+    if email:  # an administrator may have removed it since the code was mailed
+        send(
+            email,
+            "Your Eqeqo password was changed",
+            f"The password of the Eqeqo account {username} was just reset, and every session of it ended.\n\n"
+            "If it was not you, ask an administrator to lock the account at once.\n",
+        )
     return {"status": "password_reset"}
 
 
