@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PSQL   := $(PY) -m db.embedded psql -v ON_ERROR_STOP=1 -q
+PSQL   := PGOPTIONS='-c client_min_messages=warning' $(PY) -m db.embedded psql -v ON_ERROR_STOP=1 -q
 
 .DEFAULT_GOAL := help
 .PHONY: help install db run test bench lint format postman stop-db clean
@@ -44,6 +44,14 @@ lint: $(STAMP) ## ruff check and format check
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+postman: $(STAMP) ## run the Postman collection with newman against a throwaway demo server
+	@command -v npm >/dev/null 2>&1 || { echo "make postman needs Node.js (16 or newer) with npm, to install newman."; \
+		echo "Install it from https://nodejs.org or your package manager (e.g. apt install nodejs npm), then run make postman again."; \
+		exit 1; } >&2
+	@[ postman/node_modules/.package-lock.json -nt postman/package-lock.json ] || \
+		npm ci --prefix postman --no-audit --no-fund --loglevel=error
+	$(PY) postman/run.py
 
 stop-db: $(STAMP) ## stop the embedded PostgreSQL
 	$(PY) -m db.embedded stop

@@ -10,17 +10,14 @@ returning least(modified_at + make_interval(secs => %(ttl)s),
 
 -- name: check_token^
 -- Validate a token for one service, renew it when due, return the user's grants there.
--- One statement, so one round trip. The renewal is a conditional UPDATE: it writes only
--- when modified_at is older than the threshold and the use is allowed, and `skip locked`
--- lets a check pass by a row another check is renewing, so checks never wait on each other.
+-- One statement, so one round trip; auth.live_token and auth.renew_token (sql/30_tokens.sql)
+-- hold the validity and renewal rules. Renewal happens only for an allowed use, and
+-- writes nothing while the token is fresh.
 -- No row: the token is dead. A row with null roles or user_matches false: no access.
 with live as (
     select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name
-    from auth.tokens_cache t
+    from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
     join auth.users u on u.id = t.user_id and u.active
-    where t.token_hash = %(token_hash)s
-      and t.modified_at > now() - make_interval(secs => %(ttl)s)
-      and t.created_at > now() - make_interval(secs => %(max_lifetime)s)
 ),
 service as (
     select s.id, s.name
@@ -42,16 +39,7 @@ allowed as (
       and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
 ),
 renewed as (
-    update auth.tokens_cache t
-    set modified_at = now()
-    where t.token_hash = (
-        select c.token_hash
-        from auth.tokens_cache c
-        where c.token_hash = (select token_hash from allowed)
-          and c.modified_at < now() - make_interval(secs => %(threshold)s)
-        for update skip locked
-    )
-    returning t.modified_at
+    select auth.renew_token((select token_hash from allowed), %(threshold)s) as modified_at
 )
 select live.user_id, live.username, live.name,
        service.id as service_id, service.name as service,
@@ -63,30 +51,18 @@ select live.user_id, live.username, live.name,
 from live
 left join service on true
 left join grants on true
-left join renewed on true;
+cross join renewed;
 
 -- name: profile^
 -- Validate a token, renew it when due, and return its user with every service's grants.
--- One statement, as check_token, whose renewal rule it shares.
+-- One statement, with the same rules as check_token.
 with live as (
     select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name, u.email
-    from auth.tokens_cache t
+    from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
     join auth.users u on u.id = t.user_id and u.active
-    where t.token_hash = %(token_hash)s
-      and t.modified_at > now() - make_interval(secs => %(ttl)s)
-      and t.created_at > now() - make_interval(secs => %(max_lifetime)s)
 ),
 renewed as (
-    update auth.tokens_cache t
-    set modified_at = now()
-    where t.token_hash = (
-        select c.token_hash
-        from auth.tokens_cache c
-        where c.token_hash = (select token_hash from live)
-          and c.modified_at < now() - make_interval(secs => %(threshold)s)
-        for update skip locked
-    )
-    returning t.modified_at
+    select auth.renew_token((select token_hash from live), %(threshold)s) as modified_at
 )
 select live.user_id, live.username, live.name, live.email,
        auth.user_services(live.user_id) as services,
@@ -94,7 +70,7 @@ select live.user_id, live.username, live.name, live.email,
        least(coalesce(renewed.modified_at, live.modified_at) + make_interval(secs => %(ttl)s),
              live.created_at + make_interval(secs => %(max_lifetime)s)) as expires_at
 from live
-left join renewed on true;
+cross join renewed;
 
 -- name: revoke_token$
 -- Logout: delete one session and return its user; an unknown token deletes nothing.
@@ -103,11 +79,7 @@ delete from auth.tokens_cache where token_hash = %(token_hash)s returning user_i
 -- name: revoke_all_of_token_owner^
 -- Logout-all: delete every session of the live token's user; 0 revoked: the token was dead.
 with live as (
-    select t.user_id
-    from auth.tokens_cache t
-    where t.token_hash = %(token_hash)s
-      and t.modified_at > now() - make_interval(secs => %(ttl)s)
-      and t.created_at > now() - make_interval(secs => %(max_lifetime)s)
+    select user_id from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s)
 ),
 gone as (
     delete from auth.tokens_cache where user_id = (select user_id from live) returning 1

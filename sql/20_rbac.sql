@@ -55,17 +55,22 @@ join auth.roles r on r.id = psr.role_id
 left join auth.role_permissions rp on rp.role_id = r.id
 left join auth.permissions p on p.id = rp.permission_id;
 
--- A user's grants in every service, as the JSON array the profile shows.
+-- A user's grants in every service, as the JSON array the profile shows. PL/pgSQL, so its
+-- plan is cached per connection (a SQL function called per row is planned on every call).
 create or replace function auth.user_services(p_user_id bigint) returns json
-language sql stable as $$
-    select coalesce(json_agg(x order by x.service), '[]')
-    from (
-        select g.service_id, g.service,
-               array_agg(distinct g.role order by g.role) as roles,
-               coalesce(array_agg(distinct g.permission order by g.permission)
-                        filter (where g.permission is not null), '{}') as permissions
-        from auth.user_grants g
-        where g.user_id = p_user_id
-        group by g.service_id, g.service
-    ) x
+language plpgsql stable as $$
+begin
+    return (
+        select coalesce(json_agg(x order by x.service), '[]')
+        from (
+            select g.service_id, g.service,
+                   array_agg(distinct g.role order by g.role) as roles,
+                   coalesce(array_agg(distinct g.permission order by g.permission)
+                            filter (where g.permission is not null), '{}') as permissions
+            from auth.user_grants g
+            where g.user_id = p_user_id
+            group by g.service_id, g.service
+        ) x
+    );
+end
 $$;

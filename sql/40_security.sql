@@ -20,10 +20,6 @@ create table if not exists auth.login_failures (
     in_flight       integer not null default 0,
     in_flight_at    timestamptz
 );
--- Databases made before the attempts in flight were counted.
-alter table auth.login_failures add column if not exists in_flight integer not null default 0;
-alter table auth.login_failures add column if not exists in_flight_at timestamptz;
-drop function if exists auth.count_login_attempt(text[], int[], int[], int, int);
 
 -- Who did what, kept after the user is deleted, hence no foreign keys.
 create table if not exists auth.audit_events (
