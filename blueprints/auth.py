@@ -9,28 +9,18 @@ import db
 from db import queries as q
 from security import passwords
 from security.tokens import new_token
-from web import audit
-from web.client_ip import client_ip
-from web.errors import ApiError, unauthorized
+from web import audit, throttle
+from web.errors import unauthorized
 from web.guard import header_token, require_token, token_params
 from web.validation import PASSWORD, Str, json_body, validate
 
 bp = Blueprint("auth", __name__)
-
-# Consecutive failures lock an account whenever they happened; this window is "forever".
-NO_WINDOW = 2**31 - 1
 
 
 def expiry(expires_at):
     """expires_at (Unix seconds, as the original service answered) and expires_in."""
     at = int(expires_at.timestamp())
     return {"expires_at": at, "expires_in": max(at - int(time.time()), 0)}
-
-
-def login_keys(user, login):
-    """The throttle keys of an attempt: the account (or the unknown name) and the client IP."""
-    account = f"user:{user['id']}" if user else f"login:{login.casefold()}"
-    return account, f"ip:{client_ip()}"
 
 
 @bp.post("/auth/login")
@@ -46,37 +36,13 @@ def login():
     cfg = current_app.config
     with db.transaction() as conn:
         user = q.user_for_login(conn, login=creds["username"])
-        account_key, ip_key = login_keys(user, creds["username"])
-        throttle = {
-            "keys": [account_key, ip_key],
-            "limits": [cfg["LOGIN_ACCOUNT_MAX_FAILURES"], cfg["LOGIN_IP_MAX_FAILURES"]],
-            "windows": [NO_WINDOW, cfg["LOGIN_IP_WINDOW_SECONDS"]],
-        }
-        # Committed before the slow password check, so parallel guesses see each other.
-        attempt = q.begin_login_attempt(conn, **throttle)
-    if attempt["blocked"]:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many failed logins; try again after {attempt['retry_after']} s (Retry-After)",
-            headers={"Retry-After": str(attempt["retry_after"])},
-        )
+        attempt = throttle.admit(conn, throttle.account_key(user, creds["username"]))
 
     # Unknown users cost the same bcrypt check as known ones, so timing tells nothing.
     stored = user["password_hash"] if user else passwords.dummy_hash(cfg["PASSWORD_PEPPER"], cfg["BCRYPT_ROUNDS"])
     password_ok = passwords.verify_password(creds["password"], stored, cfg["PASSWORD_PEPPER"])
     if not (user and user["active"] and password_ok):
-        user_id = user and user["id"]
-        with db.transaction() as conn:
-            counts = q.count_login_failure(
-                conn, **throttle, base=cfg["LOGIN_LOCK_BASE_SECONDS"], cap=cfg["LOGIN_LOCK_MAX_SECONDS"]
-            )
-            audit.record(conn, "authn_login_fail", user_id=user_id)
-            for count in counts:
-                if count["locked_for"] is not None:
-                    scope = "ip" if count["key"] == ip_key else "account"
-                    detail = {"scope": scope, "failures": count["failures"], "locked_for": count["locked_for"]}
-                    audit.record(conn, "authn_login_lock", user_id=user_id, detail=detail)
+        attempt.failed("authn_login_fail", user and user["id"])
         raise unauthorized("invalid_credentials", "wrong username or password")
 
     token = new_token(cfg["TOKEN_SECRET"])
@@ -84,7 +50,7 @@ def login():
     params = token_params(token)
     with db.transaction() as conn:
         row = q.create_token(conn, payload=Jsonb(payload), user_id=user["id"], **params)
-        q.count_login_success(conn, account_key=account_key, ip_key=ip_key)
+        attempt.succeeded(conn)
         # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
         q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"], **params)
         g.token = token

@@ -7,7 +7,7 @@ from db import queries as q
 from mail import send
 from security import passwords
 from security.tokens import digest, new_reset_code
-from web import audit
+from web import audit, throttle
 from web.errors import ApiError, unauthorized
 from web.guard import require_token, token_params
 from web.validation import PASSWORD, Str, body
@@ -69,7 +69,7 @@ def reset():
             raise ApiError(400, "invalid_reset_code", "the reset code is unknown, used or expired")
         # A refused password rolls back the whole block, so the code stays usable.
         password_hash = hash_new_password(data["password"], username)
-        q.update_user(conn, **{**unchanged_user(user_id), "password_hash": password_hash})
+        q.set_password(conn, user_id=user_id, password_hash=password_hash)
         q.revoke_user_tokens(conn, user_id=user_id, keep_token_hash=None)
         q.forget_account_failures(conn, key=f"user:{user_id}")
         audit.record(conn, "authn_password_reset", user_id=user_id)
@@ -96,27 +96,15 @@ def change():
         if me is None:
             raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
         user = q.user_password_hash(conn, user_id=me["user_id"])
+        # A stolen token must not buy unlimited guesses at the password behind it.
+        attempt = throttle.admit(conn, throttle.account_key(user))
     if not passwords.verify_password(data["current_password"], user["password_hash"], cfg["PASSWORD_PEPPER"]):
-        with db.transaction() as conn:
-            audit.record(conn, "authn_password_change_fail", user_id=user["id"])
+        attempt.failed("authn_password_change_fail", user["id"])
         raise unauthorized("invalid_credentials", "the current password is wrong")
     password_hash = hash_new_password(data["new_password"], user["username"], field="new_password")
     with db.transaction() as conn:
-        q.update_user(conn, **{**unchanged_user(user["id"]), "password_hash": password_hash})
+        attempt.succeeded(conn)
+        q.set_password(conn, user_id=user["id"], password_hash=password_hash)
         revoked = q.revoke_user_tokens(conn, user_id=user["id"], keep_token_hash=params["token_hash"])
         audit.record(conn, "authn_password_change", user_id=user["id"], detail={"revoked": revoked})
     return {"status": "password_changed", "revoked": revoked}
-
-
-def unchanged_user(user_id):
-    """update_user's parameters that change nothing, to be overridden field by field."""
-    return {
-        "user_id": user_id,
-        "username": None,
-        "name": None,
-        "name_set": False,
-        "email": None,
-        "email_set": False,
-        "password_hash": None,
-        "active": None,
-    }

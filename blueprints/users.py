@@ -4,7 +4,7 @@ import psycopg
 from flask import Blueprint
 
 import db
-from blueprints.passwords import hash_new_password, unchanged_user
+from blueprints.passwords import hash_new_password
 from db import queries as q
 from web import audit
 from web.errors import ApiError, not_found
@@ -115,13 +115,13 @@ def delete_user(user_id):
     """Disable a user (kept for audit) and revoke its tokens; ?hard=true deletes it for good."""
     hard = query({"hard": Bool(required=False)}).get("hard", False)
     with db.transaction() as conn:
-        if not (q.username_of(conn, user_id=user_id)):
+        if not q.username_of(conn, user_id=user_id):
             raise not_found(f"user {user_id}")
         if hard:
             q.delete_user(conn, user_id=user_id)
             audit.record(conn, "user_deleted", user_id=user_id)
         else:
-            q.update_user(conn, **{**unchanged_user(user_id), "active": False})
+            q.disable_user(conn, user_id=user_id)
             revoked = q.revoke_user_tokens(conn, user_id=user_id, keep_token_hash=None)
             audit.record(conn, "user_archived", user_id=user_id, detail={"revoked": revoked})
     return "", 204
@@ -132,7 +132,7 @@ def delete_user(user_id):
 def unlock_user(user_id):
     """Clear the brute-force lock (and failure count) of an account."""
     with db.transaction() as conn:
-        if not (q.username_of(conn, user_id=user_id)):
+        if not q.username_of(conn, user_id=user_id):
             raise not_found(f"user {user_id}")
         q.forget_account_failures(conn, key=f"user:{user_id}")
         audit.record(conn, "user_unlocked", user_id=user_id)

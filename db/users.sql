@@ -40,8 +40,8 @@ values (%(username)s, %(name)s, %(email)s, %(password_hash)s)
 returning id, username, name, email, active, created_at, updated_at;
 
 -- name: update_user^
--- Change the given fields only (a null parameter keeps the column, except the
--- *_set flags which allow setting name and email to null).
+-- Change the given fields only: a null parameter keeps the column, and the *_set flags
+-- tell "set name/email to null" from "leave it".
 update auth.users
 set username      = coalesce(%(username)s, username),
     name          = case when %(name_set)s then %(name)s else name end,
@@ -51,6 +51,14 @@ set username      = coalesce(%(username)s, username),
     updated_at    = now()
 where id = %(user_id)s
 returning id, username, name, email, active, created_at, updated_at;
+
+-- name: set_password!
+-- Store a new password hash (reset, change).
+update auth.users set password_hash = %(password_hash)s, updated_at = now() where id = %(user_id)s;
+
+-- name: disable_user!
+-- Disable a user, kept for the audit trail.
+update auth.users set active = false, updated_at = now() where id = %(user_id)s;
 
 -- name: delete_user!
 -- Delete a user for good; its sessions, codes and grants go with it (cascade).

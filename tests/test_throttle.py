@@ -477,3 +477,30 @@ def test_fifty_parallel_guesses_from_one_ip_get_at_most_twenty_evaluated(throttl
         body = {"username": "bystander", "password": PASSWORD}
         assert http.post("/auth/login", json=body, headers={"X-Forwarded-For": "198.18.0.2"}).status_code == 429
         assert http.post("/auth/login", json=body, headers={"X-Forwarded-For": "198.18.0.3"}).status_code == 200
+
+
+def change_password(client, token, current, ip=CLIENT_IP):
+    return client.put(
+        "/auth/password",
+        json={"current_password": current, "new_password": "a-fresh-passphrase-77"},
+        headers={"token": token},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+
+
+def test_wrong_current_passwords_lock_the_account_like_failed_logins(client, test_database, user):
+    # A stolen token must not buy unlimited guesses at the password behind it.
+    token = login(client, user["username"]).get_json()["token"]
+    for _ in range(5):
+        assert change_password(client, token, WRONG).status_code == 401
+    assert_throttled(change_password(client, token, PASSWORD), 30)
+    assert_throttled(login(client, user["username"]), 30)
+    assert counter(test_database, f"user:{user['id']}")["failures"] == 5
+
+
+def test_a_right_current_password_resets_the_account_count(client, test_database, user):
+    token = login(client, user["username"]).get_json()["token"]
+    for _ in range(4):
+        assert change_password(client, token, WRONG).status_code == 401
+    assert change_password(client, token, PASSWORD).status_code == 200
+    assert counter(test_database, f"user:{user['id']}")["failures"] == 0
