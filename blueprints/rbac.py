@@ -13,6 +13,7 @@ from web.validation import Bool, IdOrName, Int, Str, body, json_body, listing, p
 bp = Blueprint("rbac", __name__)
 
 READ, WRITE = "auth.rbac.read", "auth.rbac.write"
+ADMIN_ROLE = "admin"  # holds every auth.* permission in service "auth" (sql/50_bootstrap.sql)
 DESCRIPTION = Str(max_len=1000, required=False, nullable=True)
 # Service names start with a letter, so a reference that is all digits is always an id.
 SERVICE_NAME = Str(max_len=63, pattern=r"[a-z][a-z0-9_.-]*")
@@ -150,7 +151,23 @@ crud(
     lambda conn, ref: find_service(conn, service_ref(ref)),
     protect_auth_service,
 )
-crud("roles", "role", {"name": ROLE_OR_PERMISSION_NAME, "description": DESCRIPTION}, by_id("role"))
+
+
+def protect_admin_role(role, change):
+    """Role "admin" may not be deleted or renamed: it is how administrators hold their rights."""
+    if role["name"] == ADMIN_ROLE and (change is None or change.get("name", ADMIN_ROLE) != ADMIN_ROLE):
+        raise ApiError(
+            409, "conflict", "role admin carries the auth service's own rights; it cannot be deleted or renamed"
+        )
+
+
+crud(
+    "roles",
+    "role",
+    {"name": ROLE_OR_PERMISSION_NAME, "description": DESCRIPTION},
+    by_id("role"),
+    protect_admin_role,
+)
 crud("permissions", "permission", {"name": ROLE_OR_PERMISSION_NAME, "description": DESCRIPTION}, by_id("permission"))
 
 
@@ -213,6 +230,8 @@ def link(path, kind, fields, filters, not_assignable=None):
         data = validate(json_body(optional=True) or request.args.to_dict(), spec)
         with db.transaction() as conn:
             ids = resolve(conn, data)
+            if kind == "service_role" and q.is_admin_access(conn, **ids):
+                raise ApiError(409, "conflict", "role admin cannot be taken out of service auth")
             if getattr(q, f"remove_{kind}")(conn, **ids):
                 audit.record(
                     conn, "authz_change", user_id=ids.get("user_id"), detail={"action": f"remove {kind}", **ids}

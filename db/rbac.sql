@@ -141,6 +141,13 @@ returning true;
 -- Make a role unassignable in a service; people holding it there lose it (cascade).
 delete from auth.service_roles where service_id = %(service_id)s and role_id = %(role_id)s;
 
+-- name: is_admin_access$
+-- Whether a service-role link is role "admin" in service "auth", which may not be removed.
+select exists (
+    select 1 from auth.services s, auth.roles r
+    where s.id = %(service_id)s and r.id = %(role_id)s and s.name = 'auth' and r.name = 'admin'
+);
+
 -- name: list_person_service_roles^
 -- Who holds which role where, optionally of one user and/or one service.
 with filtered as (

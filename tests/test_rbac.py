@@ -183,6 +183,31 @@ def test_service_auth_may_change_harmlessly(client, admin, change):
     assert response.get_json()["name"] == "auth"
 
 
+@pytest.mark.parametrize(("method", "change"), [("DELETE", None), ("PUT", {"name": "administrator"})])
+def test_role_admin_cannot_be_deleted_or_renamed(client, admin, ids, test_database, method, change):
+    before = db_rows(test_database, "select * from auth.roles where name = 'admin'")
+
+    response = client.open(f"/roles/{ids('roles', 'admin')}", method=method, json=change, headers=admin)
+
+    assert_error(response, 409, "conflict")
+    assert db_rows(test_database, "select * from auth.roles where name = 'admin'") == before
+    assert client.get("/roles", headers=admin).status_code == 200
+
+
+def test_role_admin_may_get_a_new_description(client, admin, ids):
+    response = client.put(f"/roles/{ids('roles', 'admin')}", json={"description": "Runs it all"}, headers=admin)
+    assert response.status_code == 200
+    assert response.get_json()["description"] == "Runs it all"
+
+
+def test_role_admin_cannot_be_taken_out_of_service_auth(client, admin, ids, test_database):
+    link = {"service_id": "auth", "role_id": ids("roles", "admin")}
+
+    assert_error(client.delete("/service-roles", json=link, headers=admin), 409, "conflict")
+    assert count(test_database, "person_service_roles", "role_id = %s", [link["role_id"]]) == 1
+    assert client.get("/service-roles", headers=admin).status_code == 200
+
+
 # --- roles and permissions ----------------------------------------------------------------
 
 
