@@ -5,12 +5,11 @@ import logging
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.routing import IntegerConverter
 
 import config
 import db
 from blueprints import audit, auth, health, passwords, rbac, tokens, users
-from web import errors, request_log
+from web import errors, metrics, request_log
 
 log = logging.getLogger("auth.app")
 
@@ -27,18 +26,10 @@ class JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(value)
 
 
-class IdConverter(IntegerConverter):
-    """`<id:name>`: a positive bigint; anything else in the path is a 404, never a database error."""
-
-    def __init__(self, url_map):
-        super().__init__(url_map, min=1, max=2**63 - 1)
-
-
 def create_app(test_config=None):
     """Build the app from config.py, with `test_config` overriding any value."""
     app = Flask(__name__)
     app.json = JSONProvider(app)
-    app.url_map.converters["id"] = IdConverter
     app.config.from_object(config)
     if test_config:
         app.config.update(test_config)
@@ -49,6 +40,7 @@ def create_app(test_config=None):
     db.init_app(app)
     errors.init_app(app)
     request_log.init_app(app)
+    metrics.init_app(app)
     for blueprint in (auth, tokens, passwords, users, rbac, audit, health):
         app.register_blueprint(blueprint.bp)
 

@@ -97,6 +97,7 @@ def profile():
     token = require_token()
     with db.connection() as conn:
         row = q.profile(conn, **token_params(token))
+    g.renewed = bool(row and row["renewed"])
     if row is None:
         raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
     payload = {key: row[key] for key in ("user_id", "username", "name", "email", "services")}

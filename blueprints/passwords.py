@@ -1,6 +1,6 @@
 """Password recovery by mail, password reset, and password change."""
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
 
 import db
 from db import queries as q
@@ -93,15 +93,18 @@ def change():
     params = token_params(token)
     with db.transaction() as conn:
         me = q.profile(conn, **params)
+        g.renewed = bool(me and me["renewed"])
         if me is None:
             raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
         user = q.user_password_hash(conn, user_id=me["user_id"])
+    # Refused before any attempt is counted, so a bad new password writes nothing.
+    password_hash = hash_new_password(data["new_password"], user["username"], field="new_password")
+    with db.transaction() as conn:
         # A stolen token must not buy unlimited guesses at the password behind it.
         attempt = throttle.admit(conn, throttle.account_key(user))
     if not passwords.verify_password(data["current_password"], user["password_hash"], cfg["PASSWORD_PEPPER"]):
         attempt.failed("authn_password_change_fail", user["id"])
         raise unauthorized("invalid_credentials", "the current password is wrong")
-    password_hash = hash_new_password(data["new_password"], user["username"], field="new_password")
     with db.transaction() as conn:
         attempt.succeeded(conn)
         q.set_password(conn, user_id=user["id"], password_hash=password_hash)

@@ -41,6 +41,7 @@ def check_token():
             service_name=ref if kind == "name" else None,
             user_id=body.get("user_id"),
         )
+    g.renewed = bool(row and row["renewed"])
     if row is None:
         raise refuse(401, "invalid_token", "the token is unknown, expired or revoked; log in again")
     if not row["user_matches"]:

@@ -38,6 +38,7 @@ def init_app(app):
         # Short: after an outage the next request starts a fresh attempt instead of waiting
         # out a long backoff, so the service recovers as soon as the database is back.
         reconnect_timeout=cfg["DB_POOL_TIMEOUT_SECONDS"] * 2,
+        check=refuse_hung_up,
         kwargs={
             "row_factory": dict_row,
             # One statement is its own transaction: no BEGIN/COMMIT round trips on the hot path.
@@ -53,12 +54,29 @@ def init_app(app):
     app.extensions["db_pool"] = pool
 
 
+def refuse_hung_up(conn):
+    """The pool's check at every checkout: refuse a connection the server has hung up on.
+
+    After a database restart every pooled connection is dead, and the first request to use
+    one would fail with 503. This reads only what the socket already holds, so the hot path
+    keeps its one round trip: the first read takes the server's goodbye, the second meets the
+    closed socket and raises. The pool then drops the connection, the sweep drops its stale
+    siblings, and the request is served on a fresh connection.
+    """
+    try:
+        conn.pgconn.consume_input()
+        conn.pgconn.consume_input()
+    except psycopg.OperationalError:
+        _pool().check()
+        raise
+
+
 def connection():
     """A pooled connection in autocommit mode, for handlers that run one statement.
 
-    A connection is not probed before use, to keep the hot path at one round trip; a broken
-    one fails its request with 503, is discarded by the pool, and `handle_outage` then drops
-    the other stale ones at once.
+    A connection is not probed with a query before use, to keep the hot path at one round
+    trip; one that breaks anyway fails its request with 503, is discarded by the pool, and
+    `handle_outage` then drops the other stale ones at once.
     """
     return _pool().connection()
 

@@ -174,7 +174,7 @@ def logged_server(postgres, mailbox, tmp_path_factory):
     """A gunicorn logging at its most verbose, with a token secret it must keep to itself."""
     url = postgres.create_database("auth_secrets")
     settings = {**fixtures.test_settings(url, mailbox), "LOG_LEVEL": "DEBUG", "TOKEN_SECRET": TOKEN_SECRET}
-    server = start_gunicorn(settings, tmp_path_factory.mktemp("secrets"), {"GUNICORN_CMD_ARGS": "--no-control-socket"})
+    server = start_gunicorn(settings, tmp_path_factory.mktemp("secrets"))
     yield server
     stop_gunicorn(server)
 

@@ -415,7 +415,7 @@ def throttle_server(postgres, mailbox, tmp_path_factory):
     X-Forwarded-For from 127.0.0.1, so each test can act as a client IP of its own."""
     url = postgres.create_database("auth_throttle")
     settings = {**fixtures.test_settings(url, mailbox), "TRUSTED_PROXIES": "127.0.0.1"}
-    server = start_gunicorn(settings, tmp_path_factory.mktemp("throttle"), {"GUNICORN_CMD_ARGS": "--no-control-socket"})
+    server = start_gunicorn(settings, tmp_path_factory.mktemp("throttle"))
     server.database = url
     yield server
     stop_gunicorn(server)

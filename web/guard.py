@@ -60,7 +60,7 @@ def requires(permission):
                 if row is None:
                     raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
                 allowed = permission in (row["permissions"] or [])
-                g.caller = row
+                g.caller, g.renewed = row, row["renewed"]
                 if not allowed:
                     audit.record(conn, "authz_fail", user_id=row["user_id"], detail={"permission": permission})
             if not allowed:

@@ -24,7 +24,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def configure(level):
     """Send every log record to stderr as one JSON object per line."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True))
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(process)d %(message)s", timestamp=True))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,0 +1,107 @@
+"""Prometheus metrics at GET /metrics: requests, latency, token checks, logins and the pool.
+
+Under gunicorn each worker writes its numbers to files in PROMETHEUS_MULTIPROC_DIR
+(gunicorn.conf.py makes the directory fresh at start), and whichever worker answers a
+scrape adds up every worker's files. Without that variable (tests, `flask run`) the
+process serves its own registry. A request costs a few counter increments; the pool's
+stats are copied into the gauges at most once a second, and at every scrape.
+"""
+
+import os
+import time
+
+from flask import Blueprint, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+bp = Blueprint("metrics", __name__)
+
+REQUESTS = Counter("auth_http_requests", "HTTP requests by method, route and status.", ["method", "endpoint", "status"])
+LATENCY = Histogram(
+    "auth_http_request_duration_seconds",
+    "Time from the request's start to its response, by method and route.",
+    ["method", "endpoint"],
+    # Fine below 100 ms where /check-token lives; 2 s is the outage bound of the contract.
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)
+CHECK_TOKEN = Counter("auth_check_token", "POST /check-token answers: valid, dead (401), forbidden (403).", ["result"])
+RENEWALS = Counter("auth_token_renewals", "Tokens whose sliding lifetime was renewed by a use.")
+LOGINS = Counter("auth_logins", "POST /auth/login answers: success, failure (401) or locked (429).", ["result"])
+# Summed over the live workers: the connections this server holds against PostgreSQL.
+POOL = {
+    stat: Gauge(f"auth_db_pool_{name}", text, multiprocess_mode="livesum")
+    for stat, name, text in (
+        ("pool_size", "connections", "Open connections to the database, in use or idle."),
+        ("pool_available", "idle_connections", "Open connections waiting in the pool for a request."),
+        ("pool_max", "max_connections", "The most connections the pools may open."),
+        ("requests_waiting", "waiting_requests", "Requests queued for a connection right now."),
+        ("requests_errors", "request_errors", "Requests that got no connection in time, since the workers started."),
+    )
+}
+POOL_SAMPLE_SECONDS = 1.0
+
+# What the status of an answer means, for the endpoints counted by outcome.
+OUTCOMES = {
+    "tokens.check_token": (CHECK_TOKEN, {200: "valid", 401: "dead", 403: "forbidden"}),
+    "auth.login": (LOGINS, {200: "success", 401: "failure", 429: "locked"}),
+}
+
+for _counter, _results in OUTCOMES.values():
+    for _result in _results.values():
+        _counter.labels(_result)  # every series exists from the start, at 0
+
+_pool_sampled_at = 0.0
+
+
+def sample_pool(pool):
+    """Copy the pool's current stats into the gauges."""
+    global _pool_sampled_at
+    _pool_sampled_at = time.monotonic()
+    stats = pool.get_stats()
+    for stat, gauge in POOL.items():
+        gauge.set(stats.get(stat, 0))
+
+
+def _count(response):
+    rule = request.url_rule
+    # The route's pattern, not the path: ids in paths would make a series per user.
+    endpoint = rule.rule if rule else "unmatched"
+    status = response.status_code
+    REQUESTS.labels(request.method, endpoint, str(status)).inc()
+    LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+    outcome = OUTCOMES.get(request.endpoint)
+    if outcome and status in outcome[1]:
+        outcome[0].labels(outcome[1][status]).inc()
+    if g.get("renewed"):  # set by every view that validated a token (web/guard.py and others)
+        RENEWALS.inc()
+    if time.monotonic() - _pool_sampled_at >= POOL_SAMPLE_SECONDS:
+        sample_pool(current_app.extensions["db_pool"])
+    return response
+
+
+@bp.get("/metrics")
+def metrics():
+    """Every worker's metrics in the Prometheus text format; no token, as scrapers hold none."""
+    sample_pool(current_app.extensions["db_pool"])
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    # The classic text format, which every Prometheus reads; OpenMetrics is not offered.
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def init_app(app):
+    """Count every request, and serve /metrics."""
+    app.after_request(_count)
+    app.register_blueprint(bp)
+    sample_pool(app.extensions["db_pool"])
