@@ -7,8 +7,10 @@ test of the in-process app starts from the schema plus the demo data; the live s
 has a database of its own.
 """
 
+import contextlib
 import email
 import email.policy
+import functools
 import os
 import shutil
 import socket
@@ -23,8 +25,11 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
+import config
 from app import create_app
 from db import embedded
+from security.passwords import hash_password
+from tests.openapi_check import SpecCheckingClient
 
 ROOT = Path(__file__).resolve().parent.parent
 PGTEST = ROOT / "var" / "pgtest"
@@ -56,10 +61,8 @@ def pid_alive(pid):
 
 def remove_server(pgdata):
     """Stop a test server if it still runs, and delete its data."""
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
         embedded.stop(pgdata)
-    except subprocess.CalledProcessError:
-        pass  # already stopped
     shutil.rmtree(pgdata, ignore_errors=True)
 
 
@@ -114,6 +117,32 @@ def postgres():
     server = Postgres()
     yield server
     remove_server(server.pgdata)
+
+
+class Outage:
+    """Stops and starts this session's test PostgreSQL, for outage drills."""
+
+    def __init__(self, postgres):
+        self.postgres, self.down = postgres, False
+
+    def begin(self):
+        self.down = True
+        self.postgres.stop()
+
+    def end(self):
+        self.postgres.start()
+        self.down = False
+
+
+@pytest.fixture
+def outage(postgres):
+    """The database switch; PostgreSQL runs again after the test however it ends."""
+    drill = Outage(postgres)
+    try:
+        yield drill
+    finally:
+        if drill.down:
+            drill.end()
 
 
 @pytest.fixture(scope="session")
@@ -188,6 +217,7 @@ def app_factory(test_database, postgres, mailbox):
 
     def build(**overrides):
         app = create_app({**test_settings(test_database, mailbox), "TESTING": True, **overrides})
+        app.test_client_class = SpecCheckingClient  # every response a test sees must match openapi.yaml
         app.extensions["db_pool"].wait(timeout=10)
         apps.append(app)
         return app
@@ -210,11 +240,26 @@ def client(app):
 
 
 def reset_database(url):
-    """Empty every table and load the bootstrap rows and demo data again."""
+    """Empty every table and load the bootstrap rows and demo data again.
+
+    The demo hashes cost 12 (a quarter second a login); the same passwords are stored again
+    at the test cost, so logging in as a demo user is quick. test_schema_and_cli checks the
+    seed's own hashes.
+    """
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"truncate {TABLES} restart identity cascade")
         for script in ("sql/50_bootstrap.sql", "sql/demo_seed.sql"):
             conn.execute((ROOT / script).read_text())
+        for username, password in DEMO.items():
+            conn.execute(
+                "update auth.users set password_hash = %s where username = %s", [quick_demo_hash(password), username]
+            )
+
+
+@functools.cache
+def quick_demo_hash(password):
+    """A demo password hashed at the test cost with the default (development) pepper."""
+    return hash_password(password, config.PASSWORD_PEPPER, 4)
 
 
 class Api:

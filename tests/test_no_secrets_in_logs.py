@@ -31,35 +31,6 @@ class Secrets(list):
         return secret
 
 
-class Outage:
-    """Stops and starts this session's test PostgreSQL."""
-
-    def __init__(self, postgres):
-        self.postgres, self.down = postgres, False
-
-    def begin(self):
-        self.down = True
-        self.postgres.stop()
-
-    def end(self):
-        self.postgres.start()
-        # pgserver caches its handle per data folder, and that handle does not notice the
-        # server stopped: it is told to make sure the server runs.
-        import pgserver
-
-        pgserver.get_server(self.postgres.pgdata, cleanup_mode=None).ensure_postgres_running()
-        self.down = False
-
-
-@pytest.fixture
-def outage(postgres):
-    """The database switch; PostgreSQL runs again after the test however it ends."""
-    drill = Outage(postgres)
-    yield drill
-    if drill.down:
-        drill.end()
-
-
 def run_every_flow(call, mailbox, outage):
     """Log in (ok, wrong, locked), use and revoke tokens, recover and change passwords,
     create and update a user with a password, meet an outage; every secret seen is returned.

@@ -16,37 +16,6 @@ RECOVERY_SECONDS = 10
 LOGIN = {"username": "alice", "password": DEMO["alice"]}
 
 
-class Outage:
-    """Stops and starts this session's test PostgreSQL."""
-
-    def __init__(self, postgres):
-        self.postgres, self.down = postgres, False
-
-    def begin(self):
-        self.down = True
-        self.postgres.stop()
-
-    def end(self):
-        # pgserver keeps one handle per data folder and hands it back without starting a server
-        # that was stopped through it; forgetting the handle lets start() really start it.
-        import pgserver  # imported by now through db.embedded, which quiets its import-time warning
-
-        pgserver.PostgresServer._instances.pop(self.postgres.pgdata.resolve(), None)
-        self.postgres.start()
-        self.down = False
-
-
-@pytest.fixture
-def outage(postgres):
-    """The drill's switch; PostgreSQL runs again after the test however it ends."""
-    drill = Outage(postgres)
-    try:
-        yield drill
-    finally:
-        if drill.down:
-            drill.end()
-
-
 @pytest.fixture(scope="module")
 def server(postgres, mailbox, tmp_path_factory):
     """A gunicorn with 2 workers on a database of its own."""

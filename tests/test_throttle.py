@@ -222,35 +222,6 @@ def test_without_trusted_proxies_forwarded_for_is_ignored(client, test_database)
 # --- a database outage never counts -----------------------------------------------------
 
 
-class Outage:
-    """Stops and starts this session's test PostgreSQL."""
-
-    def __init__(self, postgres):
-        self.postgres, self.down = postgres, False
-
-    def begin(self):
-        self.down = True
-        self.postgres.stop()
-
-    def end(self):
-        self.postgres.start()
-        # pgserver caches its handle per data folder, and that handle does not notice the
-        # server stopped: it is told to make sure the server runs.
-        import pgserver
-
-        pgserver.get_server(self.postgres.pgdata, cleanup_mode=None).ensure_postgres_running()
-        self.down = False
-
-
-@pytest.fixture
-def outage(postgres):
-    """The database switch; PostgreSQL runs again after the test however it ends."""
-    drill = Outage(postgres)
-    yield drill
-    if drill.down:
-        drill.end()
-
-
 def wait_until_ready(client):
     """Poll /readyz until the app reaches the database again (the pool reconnects by itself)."""
     deadline = time.monotonic() + 15
