@@ -262,6 +262,15 @@ def quick_demo_hash(password):
     return hash_password(password, config.PASSWORD_PEPPER, 4)
 
 
+def assert_error(response, status, code):
+    """The contract's error shape with this status and code; returns the body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["error"] == code
+    assert body["message"]
+    return body
+
+
 class Api:
     """Short calls against the test client: login, headers, JSON requests."""
 

@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from security.tokens import digest
-from tests.fixtures import db_rows
+from tests.fixtures import assert_error, db_rows
 
 
 @dataclass(frozen=True)
@@ -169,14 +169,6 @@ def dead_token(kind, api, client, test_database):
             [digest(token)],
         )
     return token
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code
-    assert body["message"]
-    return body
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=str)

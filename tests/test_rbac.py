@@ -4,7 +4,7 @@ filters, 404s naming the missing id, and cascades that take grants away at once.
 
 import pytest
 
-from tests.fixtures import db_rows
+from tests.fixtures import assert_error, db_rows
 
 SERVICE_KEYS = {"id", "name", "description", "active"}
 NAMED_KEYS = {"id", "name", "description"}
@@ -25,14 +25,6 @@ def ids(test_database):
         return rows[0]["id"]
 
     return look_up
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code
-    assert body["message"]
-    return body
 
 
 def grants(client, admin, user_id):

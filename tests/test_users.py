@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from tests.fixtures import DEMO, db_rows
+from tests.fixtures import DEMO, assert_error, db_rows
 
 USER_KEYS = {"id", "username", "name", "email", "active", "created_at", "updated_at"}
 GOOD_PASSWORD = "velvet-compass-93"
@@ -45,14 +45,6 @@ def user_count(url):
 
 def login_status(client, username, password):
     return client.post("/auth/login", json={"username": username, "password": password}).status_code
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code
-    assert body["message"]
-    return body
 
 
 def assert_user_resource(user):
