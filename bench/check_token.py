@@ -19,20 +19,20 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
 import config
+import local_gunicorn
 from db import embedded
 from security.tokens import digest, new_token
 
@@ -159,36 +159,6 @@ def table_size(url):
         ).fetchone()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(url, log_path):
-    """gunicorn with the project's settings on a spare port; returns (process, port) once ready."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "SERVER_PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return process, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_gunicorn(process)
-    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-
-
 def postmaster_pid(pgdata):
     """The process id in `pgdata`'s postmaster.pid, or None without one."""
     pid_file = pgdata / "postmaster.pid"
@@ -199,15 +169,6 @@ def server_running(pgdata):
     """Whether an embedded PostgreSQL already runs on `pgdata`."""
     pid = postmaster_pid(pgdata)
     return pid is not None and psutil.pid_exists(pid)
-
-
-def stop_gunicorn(process):
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def cpu_seconds(parent):
@@ -398,13 +359,14 @@ def main(argv=None):
     started_server = not server_running(args.pgdata)
     server_url = embedded.start(args.pgdata)
     log_dir = Path(tempfile.mkdtemp(prefix="auth-bench-"))
-    process = None
+    server = None
     try:
         url = create_database(server_url)
         sessions = seed_sessions(url, args.tokens)
         loaded = table_size(url)
-        process, port = start_gunicorn(url, log_dir / "gunicorn.log")
-        servers = psutil.Process(process.pid), psutil.Process(postmaster_pid(args.pgdata))
+        server = local_gunicorn.start({"DATABASE_URL": url}, log_dir / "gunicorn.log")
+        port = urlsplit(server.url).port
+        servers = psutil.Process(server.process.pid), psutil.Process(postmaster_pid(args.pgdata))
         phases = asyncio.run(run_phases(servers, port, url, sessions, args))
         failed = {p.name: p.failures for p in phases if p.failures}
         if failed:
@@ -413,8 +375,8 @@ def main(argv=None):
         rss = [worker.memory_info().rss for worker in servers[0].children()]
         report(phases, rss, (loaded, table_size(url)), args)
     finally:
-        if process is not None:
-            stop_gunicorn(process)
+        if server is not None:
+            server.stop()
         drop_database(server_url)
         if started_server:
             embedded.stop(args.pgdata)

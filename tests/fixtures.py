@@ -13,19 +13,17 @@ import email.policy
 import functools
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
 import config
+import local_gunicorn
 from app import create_app
 from db import embedded
 from security.passwords import hash_password
@@ -40,13 +38,6 @@ DEMO = {
     "carol": "copper-meadow-55",
 }
 TABLES = "auth.users, auth.services, auth.roles, auth.permissions, auth.tokens_cache, auth.login_failures, auth.audit_events, auth.password_reset_codes"  # noqa: E501
-
-
-def free_port():
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pid_alive(pid):
@@ -157,7 +148,7 @@ class Mailbox:
     def __init__(self):
         self.messages = []
         self.arrived = threading.Condition()
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller = Controller(self, hostname="127.0.0.1", port=local_gunicorn.free_port())
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -307,49 +298,14 @@ def db_rows(url, sql, params=None):
         return cur.fetchall() if cur.description else cur.rowcount
 
 
-class LiveServer:
-    """A gunicorn serving the app on a free port, as in production."""
-
-    def __init__(self, url, process, log_path):
-        self.url, self.process, self.log_path = url, process, log_path
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-
 def start_gunicorn(settings, tmp_dir, extra_env=None):
-    """Start gunicorn with `settings` as environment variables; wait until /healthz answers."""
-    port = free_port()
-    env = {**os.environ, **{k: str(v) for k, v in settings.items()}, "SERVER_PORT": str(port), **(extra_env or {})}
-    log_path = Path(tmp_dir) / f"gunicorn-{port}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return LiveServer(url, process, log_path)
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()}")
+    """A gunicorn (local_gunicorn.Server: .url, .log()) with `settings` as its environment."""
+    env = {**{key: str(value) for key, value in settings.items()}, **(extra_env or {})}
+    return local_gunicorn.start(env, Path(tmp_dir) / "gunicorn.log")
 
 
 def stop_gunicorn(server):
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

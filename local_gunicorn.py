@@ -1,0 +1,73 @@
+"""A gunicorn of this project on a spare loopback port, for the tests, make bench and make postman.
+
+It runs `gunicorn -c gunicorn.conf.py wsgi:app` exactly as production does, with the
+given environment on top of this process's, and is ready once /readyz answers 200.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A started gunicorn: its base URL, its master process, and its captured output."""
+
+    def __init__(self, url, process, log_path):
+        self.url, self.process, self.log_path = url, process, Path(log_path)
+
+    def log(self):
+        """Everything the server wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        """Stop gracefully, or kill after 15 s."""
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def ready(url):
+    """Whether /readyz answers 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310 (our own http URL)
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def start(env, log_path, timeout=30):
+    """Start gunicorn with `env` (strings) on a spare port; RuntimeError with its log if it fails."""
+    port = free_port()
+    with Path(log_path).open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**os.environ, **env, "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if ready(server.url):
+            return server
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"gunicorn did not start:\n{server.log()[-4000:]}")
