@@ -28,7 +28,7 @@ class JSONProvider(DefaultJSONProvider):
 
 def create_app(test_config=None):
     """Build the app from config.py, with `test_config` overriding any value."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # a JSON API: no static route to document
     app.json = JSONProvider(app)
     app.config.from_object(config)
     if test_config:
