@@ -38,9 +38,9 @@ def start(pgdata):
 
 def stop(pgdata):
     """Stop the server (fast shutdown: open sessions are disconnected)."""
+    server = _server(pgdata)
     from pgserver import _commands
 
-    server = _server(pgdata)
     _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
 
 
