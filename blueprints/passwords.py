@@ -63,17 +63,16 @@ def reset():
     """Set a new password with a mailed code; the code is spent and every token revoked."""
     data = body({"code": Str(max_len=256), "password": PASSWORD})
     with db.transaction() as conn:
-        user_id = q.spend_reset_code(conn, code_hash=digest(data["code"]))
-        username = user_id and q.username_of(conn, user_id=user_id)
-        if not username:
+        user = q.spend_reset_code(conn, code_hash=digest(data["code"]))
+        if user is None:
             raise ApiError(400, "invalid_reset_code", "the reset code is unknown, used or expired")
+        user_id, username, email = user["user_id"], user["username"], user["email"]
         # A refused password rolls back the whole block, so the code stays usable.
         password_hash = hash_new_password(data["password"], username)
         q.set_password(conn, user_id=user_id, password_hash=password_hash)
         q.revoke_user_tokens(conn, user_id=user_id, keep_token_hash=None)
         q.forget_account_failures(conn, key=f"user:{user_id}")
         audit.record(conn, "authn_password_reset", user_id=user_id)
-        email = q.user_by_id(conn, user_id=user_id)["email"]
     if email:  # an administrator may have removed it since the code was mailed
         send(
             email,

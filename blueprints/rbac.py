@@ -8,7 +8,7 @@ from db import queries as q
 from web import audit
 from web.errors import ApiError, not_found
 from web.guard import AUTH_SERVICE, requires
-from web.validation import Bool, IdOrName, Int, Str, body, json_body, listing, page, query, validate
+from web.validation import Bool, IdOrName, Int, Str, body, json_body, listing, page, query, service_lookup, validate
 
 bp = Blueprint("rbac", __name__)
 
@@ -27,12 +27,9 @@ def name_taken(kind):
 
 def find_service(conn, ref):
     """A service by ("id", n) or ("name", s), or 404 naming it."""
-    kind, value = ref
-    service = q.service_by_ref(
-        conn, service_id=value if kind == "id" else None, service_name=value if kind == "name" else None
-    )
+    service = q.service_by_ref(conn, **service_lookup(ref))
     if service is None:
-        raise not_found(f"service {value}")
+        raise not_found(f"service {ref[1]}")
     return service
 
 

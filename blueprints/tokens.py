@@ -7,7 +7,7 @@ from blueprints.auth import expiry
 from db import queries as q
 from web.errors import ApiError
 from web.guard import header_token, token_params
-from web.validation import IdOrName, Int, Str, json_body, validate
+from web.validation import IdOrName, Int, Str, json_body, service_lookup, validate
 
 bp = Blueprint("tokens", __name__)
 
@@ -21,8 +21,9 @@ def refuse(status, code, message):
 def check_token():
     """Tell a backend whether a token is valid for a user in a service, and with what rights."""
     data = json_body(optional=True)
-    if "token" not in data and header_token():
-        data = {**data, "token": header_token()}
+    token = header_token()
+    if "token" not in data and token:
+        data = {**data, "token": token}
     body = validate(
         data,
         {
@@ -32,14 +33,9 @@ def check_token():
         },
     )
     g.token = body["token"]
-    kind, ref = body["service_id"]
     with db.connection() as conn:
         row = q.check_token(
-            conn,
-            **token_params(body["token"]),
-            service_id=ref if kind == "id" else None,
-            service_name=ref if kind == "name" else None,
-            user_id=body.get("user_id"),
+            conn, **token_params(body["token"]), **service_lookup(body["service_id"]), user_id=body.get("user_id")
         )
     g.renewed = bool(row and row["renewed"])
     if row is None:
@@ -47,7 +43,7 @@ def check_token():
     if not row["user_matches"]:
         raise refuse(403, "forbidden", "the token belongs to another user")
     if row["service_id"] is None:
-        raise refuse(403, "forbidden", f"service {ref} does not exist or is inactive")
+        raise refuse(403, "forbidden", f"service {body['service_id'][1]} does not exist or is inactive")
     if row["roles"] is None:
         raise refuse(403, "forbidden", f"the user holds no role in service {row['service']}")
     payload = {

@@ -43,15 +43,15 @@ insert into auth.password_reset_codes (code_hash, user_id, expires_at)
 select %(code_hash)s, %(user_id)s, now() + make_interval(secs => %(ttl)s)
 where (select ok from allowed);
 
--- name: spend_reset_code$
--- Mark a live, unused code of an active user as used and return the user; the row lock
--- makes it single-use even when several resets race with the same code.
+-- name: spend_reset_code^
+-- Mark a live, unused code of an active user as used and return the user (id, username,
+-- email); the row lock makes it single-use even when several resets race with the same code.
 update auth.password_reset_codes c
 set used_at = now()
 from auth.users u
 where c.code_hash = %(code_hash)s and c.used_at is null and c.expires_at > now()
   and u.id = c.user_id and u.active
-returning c.user_id;
+returning c.user_id, u.username, u.email;
 
 -- name: purge_old_reset_codes!
 -- Reset codes older than a day count toward no limit and can go.

@@ -102,6 +102,12 @@ class IdOrName(Field):
         raise ValueError("must be an id (integer) or a name (string)")
 
 
+def service_lookup(ref):
+    """A checked IdOrName as the parameters the service queries take (the other one null)."""
+    kind, value = ref
+    return {"service_id": value if kind == "id" else None, "service_name": value if kind == "name" else None}
+
+
 def _no_constants(name):
     raise ValueError(f"{name} is not valid JSON")
 
