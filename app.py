@@ -8,7 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 
 import config
 import db
-from blueprints import audit, auth, health, passwords, rbac, tokens, users
+from blueprints import audit, auth, health, links, passwords, rbac, tokens, users
 from web import errors, metrics, request_log
 
 log = logging.getLogger("auth.app")
@@ -41,7 +41,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     request_log.init_app(app)
     metrics.init_app(app)
-    for blueprint in (auth, tokens, passwords, users, rbac, audit, health):
+    for blueprint in (auth, tokens, passwords, users, rbac, links, audit, health):
         app.register_blueprint(blueprint.bp)
 
     @app.after_request

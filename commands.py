@@ -9,6 +9,7 @@ import db
 from blueprints.passwords import hash_new_password
 from db import queries as q
 from web.errors import ApiError
+from web.validation import EMAIL, NAME, USERNAME, validate
 
 
 @click.command("create-admin")
@@ -20,12 +21,17 @@ from web.errors import ApiError
 def create_admin(username, email, name, password):
     """Create the first administrator: a user holding role "admin" in service "auth"."""
     try:
+        given = {"username": username, "name": name, "email": email}
+        person = validate(
+            {k: v for k, v in given.items() if v is not None}, {"username": USERNAME, "name": NAME, "email": EMAIL}
+        )
         password_hash = hash_new_password(password, username)
         with db.transaction() as conn:
-            user = q.create_user(conn, username=username, name=name, email=email, password_hash=password_hash)
+            user = q.create_user(conn, password_hash=password_hash, **{"name": None, "email": None, **person})
             q.grant_admin(conn, user_id=user["id"])
     except ApiError as error:
-        raise click.ClickException(error.message) from None
+        problems = "; ".join(f"{field} {problem}" for field, problem in (error.fields or {}).items())
+        raise click.ClickException(problems or error.message) from None
     except psycopg.errors.UniqueViolation:
         raise click.ClickException(f"user {username} or that email already exists") from None
     click.echo(f"created administrator {username} (id {user['id']})")

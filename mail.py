@@ -38,3 +38,24 @@ def deliver(cfg, message):
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
         log.error("mail delivery failed: %s", type(error).__name__)
+
+
+def password_changed(to, username, how):
+    """Tell the owner that the account's password changed (`how`: by whom or by what)."""
+    send(
+        to,
+        "Your Eqeqo password was changed",
+        f"The password of the Eqeqo account {username} was just changed {how}, and its other sessions ended.\n\n"
+        "If it was not you, ask an administrator to lock the account at once.\n",
+    )
+
+
+def email_changed(to, username, how):
+    """Tell the old address that the account's email changed, so a hijacked account is noticed."""
+    send(
+        to,
+        "Your Eqeqo email address was changed",
+        f"The email address of the Eqeqo account {username} was just changed {how}; "
+        "this address will get no more mail about it.\n\n"
+        "If it was not you, ask an administrator to lock the account at once.\n",
+    )

@@ -3,8 +3,8 @@
 from flask import Blueprint, current_app, g
 
 import db
+import mail
 from db import queries as q
-from mail import send
 from security import passwords
 from security.tokens import digest, new_reset_code
 from web import audit, throttle
@@ -48,7 +48,7 @@ def forgot():
     if stored:
         minutes = cfg["RESET_TOKEN_TTL_SECONDS"] // 60
         link = cfg["PASSWORD_RESET_URL"].replace("{code}", code)
-        send(
+        mail.send(
             user["email"],
             "Reset your Eqeqo password",
             f"Someone asked to reset the password of the Eqeqo account {user['username']}.\n\n"
@@ -74,12 +74,7 @@ def reset():
         q.forget_account_failures(conn, key=f"user:{user_id}")
         audit.record(conn, "authn_password_reset", user_id=user_id)
     if email:  # an administrator may have removed it since the code was mailed
-        send(
-            email,
-            "Your Eqeqo password was changed",
-            f"The password of the Eqeqo account {username} was just reset, and every session of it ended.\n\n"
-            "If it was not you, ask an administrator to lock the account at once.\n",
-        )
+        mail.password_changed(email, username, "with a reset code")
     return {"status": "password_reset"}
 
 
@@ -88,25 +83,21 @@ def change():
     """Change the caller's password; needs the current one; revokes the caller's other tokens."""
     token = require_token()
     data = body({"current_password": PASSWORD, "new_password": PASSWORD})
-    cfg = current_app.config
     params = token_params(token)
     with db.transaction() as conn:
         me = q.profile(conn, **params)
         g.renewed = bool(me and me["renewed"])
         if me is None:
             raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
-        user = q.user_password_hash(conn, user_id=me["user_id"])
+        user = q.user_account(conn, user_id=me["user_id"])
     # Refused before any attempt is counted, so a bad new password writes nothing.
     password_hash = hash_new_password(data["new_password"], user["username"], field="new_password")
-    with db.transaction() as conn:
-        # A stolen token must not buy unlimited guesses at the password behind it.
-        attempt = throttle.admit(conn, throttle.account_key(user))
-    if not passwords.verify_password(data["current_password"], user["password_hash"], cfg["PASSWORD_PEPPER"]):
-        attempt.failed("authn_password_change_fail", user["id"])
-        raise unauthorized("invalid_credentials", "the current password is wrong")
+    attempt = throttle.check_current_password(user, data["current_password"], "authn_password_change_fail")
     with db.transaction() as conn:
         attempt.succeeded(conn)
         q.set_password(conn, user_id=user["id"], password_hash=password_hash)
         revoked = q.revoke_user_tokens(conn, user_id=user["id"], keep_token_hash=params["token_hash"])
         audit.record(conn, "authn_password_change", user_id=user["id"], detail={"revoked": revoked})
+    if user["email"]:
+        mail.password_changed(user["email"], user["username"], "by you")
     return {"status": "password_changed", "revoked": revoked}

@@ -1,27 +1,46 @@
-"""Administration of people: /users."""
+"""Administration of people: /users.
+
+Writes run in `admin_write()` (web/delegation.py). Changing someone's credentials (password,
+email, username), active flag or lock, or deleting them, is for those who hold every auth.*
+permission that person holds; changing one's own password or email takes the current one.
+"""
 
 import psycopg
-from flask import Blueprint
+from flask import Blueprint, g
 
 import db
+import mail
 from blueprints.passwords import hash_new_password
 from db import queries as q
-from web import audit
+from security.tokens import digest
+from web import audit, throttle
+from web.delegation import admin_write
 from web.errors import ApiError, not_found
-from web.guard import requires
-from web.validation import PASSWORD, Bool, Str, body, listing, page, query
+from web.guard import header_token, requires
+from web.validation import EMAIL, NAME, PASSWORD, USERNAME, Bool, Str, body, listing, page, query
 
 bp = Blueprint("users", __name__)
 
-USERNAME = Str(max_len=64, pattern=r"[A-Za-z0-9._@-]+")
-NAME = Str(max_len=200, required=False, nullable=True)
-EMAIL = Str(max_len=254, pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+", required=False, nullable=True)
+# What a user logs in or recovers with, or whether they can: only for those below the caller.
+CREDENTIALS = {"username", "email", "password", "active"}
 
 
 def taken(error):
     """409 for a unique violation on username or email."""
     field = "email" if "email" in (error.diag.constraint_name or "") else "username"
+    return conflict(field)
+
+
+def conflict(field):
     return ApiError(409, "conflict", f"that {field} is already taken", fields={field: "is already taken"})
+
+
+def account(conn, user_id):
+    """The user's login names, state and hash, or 404 naming the id."""
+    user = q.user_account(conn, user_id=user_id)
+    if user is None:
+        raise not_found(f"user {user_id}")
+    return user
 
 
 @bp.get("/users")
@@ -30,7 +49,7 @@ def list_users():
     """List users; ?q= filters by a substring of username/email/name, ?active= by state."""
     args = query({"q": Str(max_len=200, required=False), "active": Bool(required=False)})
     paging = page()
-    with db.transaction() as conn:
+    with db.connection() as conn:
         row = q.list_users(conn, q=args.get("q"), active=args.get("active"), **paging)
     return listing(row, paging)
 
@@ -39,7 +58,7 @@ def list_users():
 @requires("auth.users.read")
 def get_user(user_id):
     """One user, with the roles and permissions it holds in every service."""
-    with db.transaction() as conn:
+    with db.connection() as conn:
         user = q.user_by_id(conn, user_id=user_id)
     if not user:
         raise not_found(f"user {user_id}")
@@ -53,15 +72,17 @@ def create_user():
     data = body({"username": USERNAME, "password": PASSWORD, "name": NAME, "email": EMAIL})
     password_hash = hash_new_password(data["password"], data["username"])
     try:
-        with db.transaction() as conn:
+        with admin_write() as write:
+            if data.get("email") and q.email_is_a_username(write.conn, email=data["email"], user_id=None):
+                raise conflict("email")
             user = q.create_user(
-                conn,
+                write.conn,
                 username=data["username"],
                 name=data.get("name"),
                 email=data.get("email"),
                 password_hash=password_hash,
             )
-            audit.record(conn, "user_created", user_id=user["id"], detail={"username": user["username"]})
+            audit.record(write.conn, "user_created", user_id=user["id"], detail={"username": user["username"]})
     except psycopg.errors.UniqueViolation as error:
         raise taken(error) from None
     return user, 201
@@ -71,7 +92,8 @@ def create_user():
 @requires("auth.users.write")
 def update_user(user_id):
     """Change any of name, email, username, password, active; a new password or
-    active: false revokes the user's tokens."""
+    active: false revokes the user's tokens. One's own password or email needs
+    `current_password`."""
     spec = {
         "username": USERNAME.optional(),
         "name": NAME,
@@ -79,17 +101,32 @@ def update_user(user_id):
         "password": PASSWORD.optional(),
         "active": Bool(required=False),
     }
-    data = body(spec, at_least_one=True)
+    data = body({**spec, "current_password": PASSWORD.optional()})
+    if not data.keys() & spec.keys():
+        raise ApiError(400, "validation_error", f"give at least one of: {', '.join(spec)}")
+    with db.connection() as conn:
+        before = account(conn, user_id)
+    attempt = None
+    if user_id == g.caller["user_id"] and data.keys() & {"password", "email"}:
+        if "current_password" not in data:
+            raise ApiError(
+                400,
+                "validation_error",
+                "changing your own password or email needs your current password",
+                fields={"current_password": "is required to change your own password or email"},
+            )
+        attempt = throttle.check_current_password(before, data["current_password"], "authn_password_change_fail")
+    password_hash = None
+    if "password" in data:
+        password_hash = hash_new_password(data["password"], data.get("username", before["username"]))
     try:
-        with db.transaction() as conn:
-            current = q.username_of(conn, user_id=user_id)
-            if not current:
-                raise not_found(f"user {user_id}")
-            password_hash = None
-            if "password" in data:
-                password_hash = hash_new_password(data["password"], data.get("username", current))
+        with admin_write() as write:
+            if data.keys() & CREDENTIALS:
+                write.require_below(user_id)
+            if data.get("email") and q.email_is_a_username(write.conn, email=data["email"], user_id=user_id):
+                raise conflict("email")
             user = q.update_user(
-                conn,
+                write.conn,
                 user_id=user_id,
                 username=data.get("username"),
                 name=data.get("name"),
@@ -99,14 +136,30 @@ def update_user(user_id):
                 password_hash=password_hash,
                 active=data.get("active"),
             )
+            if user is None:
+                raise not_found(f"user {user_id}")
             revoked = 0
             if password_hash or data.get("active") is False:
-                revoked = q.revoke_user_tokens(conn, user_id=user_id, keep_token_hash=None)
-            changed = sorted(key for key in data if key != "password") + (["password"] if password_hash else [])
-            audit.record(conn, "user_updated", user_id=user_id, detail={"changed": changed, "revoked": revoked})
+                # Changing one's own password keeps the session it is done from, as PUT /auth/password does.
+                keep = digest(header_token()) if user_id == g.caller["user_id"] and user["active"] else None
+                revoked = q.revoke_user_tokens(write.conn, user_id=user_id, keep_token_hash=keep)
+            if attempt:
+                attempt.succeeded(write.conn)
+            changed = sorted(data.keys() & spec.keys())
+            audit.record(write.conn, "user_updated", user_id=user_id, detail={"changed": changed, "revoked": revoked})
     except psycopg.errors.UniqueViolation as error:
         raise taken(error) from None
+    tell_the_owner(before, user, password_changed=bool(password_hash))
     return user
+
+
+def tell_the_owner(before, after, password_changed):
+    """Mail the address the account had about a new email or password, so a takeover is noticed."""
+    how = "by you" if before["id"] == g.caller["user_id"] else "by an administrator"
+    if before["email"] and before["email"].lower() != (after["email"] or "").lower():
+        mail.email_changed(before["email"], after["username"], how)
+    if password_changed and (before["email"] or after["email"]):
+        mail.password_changed(before["email"] or after["email"], after["username"], how)
 
 
 @bp.delete("/users/<int:user_id>")
@@ -114,16 +167,16 @@ def update_user(user_id):
 def delete_user(user_id):
     """Disable a user (kept for audit) and revoke its tokens; ?hard=true deletes it for good."""
     hard = query({"hard": Bool(required=False)}).get("hard", False)
-    with db.transaction() as conn:
-        if not q.username_of(conn, user_id=user_id):
-            raise not_found(f"user {user_id}")
+    with admin_write() as write:
+        account(write.conn, user_id)
+        write.require_below(user_id)
         if hard:
-            q.delete_user(conn, user_id=user_id)
-            audit.record(conn, "user_deleted", user_id=user_id)
+            q.delete_user(write.conn, user_id=user_id)
+            audit.record(write.conn, "user_deleted", user_id=user_id)
         else:
-            q.disable_user(conn, user_id=user_id)
-            revoked = q.revoke_user_tokens(conn, user_id=user_id, keep_token_hash=None)
-            audit.record(conn, "user_archived", user_id=user_id, detail={"revoked": revoked})
+            q.disable_user(write.conn, user_id=user_id)
+            revoked = q.revoke_user_tokens(write.conn, user_id=user_id, keep_token_hash=None)
+            audit.record(write.conn, "user_archived", user_id=user_id, detail={"revoked": revoked})
     return "", 204
 
 
@@ -131,9 +184,9 @@ def delete_user(user_id):
 @requires("auth.users.write")
 def unlock_user(user_id):
     """Clear the brute-force lock (and failure count) of an account."""
-    with db.transaction() as conn:
-        if not q.username_of(conn, user_id=user_id):
-            raise not_found(f"user {user_id}")
-        q.forget_account_failures(conn, key=f"user:{user_id}")
-        audit.record(conn, "user_unlocked", user_id=user_id)
+    with admin_write() as write:
+        account(write.conn, user_id)
+        write.require_below(user_id)
+        q.forget_account_failures(write.conn, key=f"user:{user_id}")
+        audit.record(write.conn, "user_unlocked", user_id=user_id)
     return "", 204

@@ -72,18 +72,18 @@ delete from auth.roles where id = %(id)s;
 -- All permissions, by id; total and one page.
 select (select count(*) from auth.permissions) as total,
        coalesce((select json_agg(p order by p.id)
-                 from (select id, name, description from auth.permissions
+                 from (select id, name, description, builtin from auth.permissions
                        order by id limit %(limit)s offset %(offset)s) p), '[]') as items;
 
 -- name: permission_by_id^
 -- One permission.
-select id, name, description from auth.permissions where id = %(id)s;
+select id, name, description, builtin from auth.permissions where id = %(id)s;
 
 -- name: create_permission^
 -- A new permission.
 insert into auth.permissions (name, description)
 values (%(name)s, %(description)s)
-returning id, name, description;
+returning id, name, description, builtin;
 
 -- name: update_permission^
 -- Change the given fields of a permission.
@@ -91,7 +91,7 @@ update auth.permissions
 set name        = coalesce(%(name)s, name),
     description = case when %(description_set)s then %(description)s else description end
 where id = %(id)s
-returning id, name, description;
+returning id, name, description, builtin;
 
 -- name: delete_permission!
 -- Delete a permission; roles lose it.
@@ -148,6 +148,14 @@ select exists (
     where s.id = %(service_id)s and r.id = %(role_id)s and s.name = 'auth' and r.name = 'admin'
 );
 
+-- name: is_builtin_admin_right$
+-- Whether a role-permission link is a built-in auth.* permission of role "admin", which may
+-- not be removed.
+select exists (
+    select 1 from auth.roles r, auth.permissions p
+    where r.id = %(role_id)s and p.id = %(permission_id)s and r.name = 'admin' and p.builtin
+);
+
 -- name: list_person_service_roles^
 -- Who holds which role where, optionally of one user and/or one service.
 with filtered as (
@@ -181,6 +189,57 @@ select exists (select 1 from auth.users where id = %(id)s);
 -- Whether a role id exists.
 select exists (select 1 from auth.roles where id = %(id)s);
 
--- name: exists_permission$
--- Whether a permission id exists.
-select exists (select 1 from auth.permissions where id = %(id)s);
+-- name: role_auth_permissions$
+-- The auth.* permissions a role carries, by name.
+select coalesce(array_agg(p.name order by p.name), '{}')
+from auth.role_permissions rp
+join auth.permissions p on p.id = rp.permission_id
+where rp.role_id = %(role_id)s and lower(p.name) like 'auth.%%';
+
+-- name: lock_admin_plane$
+-- Lock service auth's row for the rest of the transaction. Every administrative write takes
+-- this lock first, so decisions about who administers the service are taken one at a time,
+-- on data no other write can change meanwhile. No key update: readers and foreign-key checks
+-- are not blocked.
+select id from auth.services where name = 'auth' for no key update;
+
+-- name: admin_plane^
+-- What decides who administers this service, as the delegation rules (web/delegation.py)
+-- compare it before and after a write: a digest of service auth, the roles linked to it,
+-- the auth.* permissions and their links, and who holds which role there; each such user's
+-- auth.* permissions and whether the user is active; and the built-in permissions.
+with auth_service as (
+    select id from auth.services where name = 'auth'
+),
+auth_permissions as (
+    select id, name, description, builtin from auth.permissions where lower(name) like 'auth.%%'
+),
+holders as (
+    select psr.user_id, bool_and(u.active) as active,
+           coalesce(array_agg(distinct p.name) filter (where p.name is not null), '{}') as permissions
+    from auth.person_service_roles psr
+    join auth_service s on s.id = psr.service_id
+    join auth.users u on u.id = psr.user_id
+    left join auth.role_permissions rp on rp.role_id = psr.role_id
+    left join auth_permissions p on p.id = rp.permission_id
+    group by psr.user_id
+)
+select md5(concat_ws(
+           '/',
+           (select row(s.*)::text from auth.services s join auth_service using (id)),
+           (select string_agg(row(r.id, r.name)::text, ',' order by r.id)
+            from auth.service_roles sr
+            join auth_service s on s.id = sr.service_id
+            join auth.roles r on r.id = sr.role_id),
+           (select string_agg(row(p.*)::text, ',' order by p.id) from auth_permissions p),
+           (select string_agg(row(rp.*)::text, ',' order by rp.role_id, rp.permission_id)
+            from auth.role_permissions rp
+            join auth_permissions p on p.id = rp.permission_id),
+           (select string_agg(row(psr.user_id, psr.role_id)::text, ',' order by psr.user_id, psr.role_id)
+            from auth.person_service_roles psr
+            join auth_service s on s.id = psr.service_id)
+       )) as digest,
+       (select coalesce(json_object_agg(h.user_id, json_build_object('active', h.active,
+                                                                     'permissions', h.permissions)), '{}')
+        from holders h) as holders,
+       (select coalesce(array_agg(name order by name), '{}') from auth.permissions where builtin) as builtin;

@@ -1,16 +1,26 @@
 -- People (sql/10_users.sql). The user columns a response shows never include the hash.
 
 -- name: user_for_login^
--- The account a login name (username or email, any case) refers to, active or not.
+-- The account a login name (username or email, any case) refers to, active or not. An email
+-- match wins: usernames cannot hold an "@", so only a name from before that rule could
+-- shadow someone's address, and it must not capture that person's login or recovery.
 select id, username, name, email, active, password_hash
 from auth.users
 where lower(username) = lower(%(login)s) or lower(email) = lower(%(login)s)
-order by lower(username) = lower(%(login)s) desc
+order by lower(email) = lower(%(login)s) desc nulls last
 limit 1;
 
--- name: user_password_hash^
--- The stored hash of an active user, for a password change.
-select id, username, password_hash from auth.users where id = %(user_id)s and active;
+-- name: user_account^
+-- A user's login names, state and stored hash, for a change to the account.
+select id, username, name, email, active, password_hash from auth.users where id = %(user_id)s;
+
+-- name: email_is_a_username$
+-- Whether an email is another user's username (possible only for names from before usernames
+-- lost the "@"), which would make one login name mean two accounts.
+select exists (
+    select 1 from auth.users
+    where lower(username) = lower(%(email)s) and id is distinct from %(user_id)s
+);
 
 -- name: list_users^
 -- Users filtered by a substring of username/email/name and by active; total and one page.
@@ -63,10 +73,6 @@ update auth.users set active = false, updated_at = now() where id = %(user_id)s;
 -- name: delete_user!
 -- Delete a user for good; its sessions, codes and grants go with it (cascade).
 delete from auth.users where id = %(user_id)s;
-
--- name: username_of$
--- A user's username, or nothing when there is no such user.
-select username from auth.users where id = %(user_id)s;
 
 -- name: grant_admin!
 -- Give a user role "admin" in service "auth" (sql/50_bootstrap.sql creates both).

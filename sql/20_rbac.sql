@@ -17,6 +17,9 @@ create table if not exists auth.permissions (
     name        text not null unique,
     description text
 );
+-- The auth.* permissions this service checks itself (sql/50_bootstrap.sql): they, and their
+-- links to role admin, cannot be deleted or renamed, so administrators cannot lock the house.
+alter table auth.permissions add column if not exists builtin boolean not null default false;
 
 create table if not exists auth.role_permissions (
     role_id       bigint not null references auth.roles on delete cascade,

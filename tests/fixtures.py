@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from psycopg import sql
 
 import config
 import local_gunicorn
@@ -317,3 +318,36 @@ def live_server(postgres, mailbox, tmp_path_factory):
     server = start_gunicorn(settings, tmp_path_factory.mktemp("live"))
     yield server
     stop_gunicorn(server)
+
+
+def snapshot(url, leave_out=()):
+    """{table: (rows, digest of the content)} for every auth table but those in `leave_out`.
+
+    A token's modified_at is left out: a valid caller's session may be renewed by any use,
+    which is not a write of the request's input."""
+    tables = db_rows(
+        url,
+        "select table_name from information_schema.tables"
+        " where table_schema = 'auth' and table_type = 'BASE TABLE' order by 1",
+    )
+    parts = [
+        sql.SQL(
+            "select {name} as t, count(*) as n,"
+            " md5(coalesce(string_agg((to_jsonb(x) - 'modified_at')::text, '|' order by x::text), '')) as h"
+            " from auth.{table} x"
+        ).format(name=sql.Literal(t["table_name"]), table=sql.Identifier(t["table_name"]))
+        for t in tables
+        if t["table_name"] not in leave_out
+    ]
+    return {row["t"]: (row["n"], row["h"]) for row in db_rows(url, sql.SQL(" union all ").join(parts))}
+
+
+def last_audit_id(url):
+    """The newest audit event's id, to read what a request adds after it."""
+    return db_rows(url, "select coalesce(max(id), 0) as id from auth.audit_events")[0]["id"]
+
+
+def audit_events_after(url, last_id):
+    """The names of the audit events written after `last_id`, oldest first."""
+    rows = db_rows(url, "select event from auth.audit_events where id > %s order by id", [last_id])
+    return [row["event"] for row in rows]

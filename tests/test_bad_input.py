@@ -6,7 +6,6 @@ with `error` and `message`, with the security headers, and every auth table must
 exactly as it was before the request. Unknown paths and wrong methods answer JSON too.
 """
 
-import functools
 import io
 import json
 import secrets
@@ -17,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from security.tokens import digest
-from tests.fixtures import DEMO, db_rows
+from tests.fixtures import DEMO, db_rows, snapshot
 
 GOOD_PASSWORD = "velvet-compass-93"
 NEW_PASSWORD = "new-lantern-pass-77"
@@ -220,32 +219,6 @@ def ctx(api, test_database):
         [digest(values["code"]), values["alice"]],
     )
     return values
-
-
-@functools.cache
-def auth_tables(url):
-    rows = db_rows(
-        url,
-        "select table_name from information_schema.tables"
-        " where table_schema = 'auth' and table_type = 'BASE TABLE' order by 1",
-    )
-    return [row["table_name"] for row in rows]
-
-
-def snapshot(url):
-    """{table: (rows, digest of the content)} for every auth table.
-
-    A token's modified_at is left out: a valid caller's session may be renewed by any use,
-    which is not a write of the request's input."""
-    parts = [
-        sql.SQL(
-            "select {name} as t, count(*) as n,"
-            " md5(coalesce(string_agg((to_jsonb(x) - 'modified_at')::text, '|' order by x::text), '')) as h"
-            " from auth.{table} x"
-        ).format(name=sql.Literal(table), table=sql.Identifier(table))
-        for table in auth_tables(url)
-    ]
-    return {row["t"]: (row["n"], row["h"]) for row in db_rows(url, sql.SQL(" union all ").join(parts))}
 
 
 def changed_tables(before, after):

@@ -118,6 +118,7 @@ def test_admin_is_valid_in_auth_with_every_auth_permission(client, api):
     payload = check(client, token=api.login("admin"), service_id="auth").get_json()["payload"]
     assert payload["roles"] == ["admin"]
     assert payload["permissions"] == [
+        "auth.admin",
         "auth.audit.read",
         "auth.rbac.read",
         "auth.rbac.write",

@@ -8,6 +8,7 @@ from tests.fixtures import assert_error, db_rows
 
 SERVICE_KEYS = {"id", "name", "description", "active"}
 NAMED_KEYS = {"id", "name", "description"}
+KEYS = {"/roles": NAMED_KEYS, "/permissions": NAMED_KEYS | {"builtin"}}
 
 
 @pytest.fixture
@@ -215,6 +216,7 @@ def test_role_admin_cannot_be_taken_out_of_service_auth(client, admin, ids, test
                 "auth.rbac.read",
                 "auth.rbac.write",
                 "auth.audit.read",
+                "auth.admin",
                 "stock.read",
                 "stock.write",
                 "sales.read",
@@ -230,7 +232,7 @@ def test_list_roles_and_permissions(client, admin, path, names):
 
     assert [item["name"] for item in body["items"]] == names
     assert body["total"] == len(names)
-    assert all(set(item) == NAMED_KEYS for item in body["items"])
+    assert all(set(item) == KEYS[path] for item in body["items"])
     page = client.get(f"{path}?limit=1&offset=2", headers=admin).get_json()
     assert [item["name"] for item in page["items"]] == names[2:3]
     assert page["total"] == len(names)
@@ -242,10 +244,10 @@ def test_create_role_or_permission(client, admin, path, name):
 
     assert response.status_code == 201
     item = response.get_json()
-    assert set(item) == NAMED_KEYS
+    assert set(item) == KEYS[path]
     assert (item["name"], item["description"]) == (name, "New")
     shown = client.get(f"{path}/{item['id']}", headers=admin).get_json()
-    assert {key: shown[key] for key in NAMED_KEYS} == item
+    assert {key: shown[key] for key in KEYS[path]} == item
 
 
 @pytest.mark.parametrize(("path", "name"), [("/roles", "clerk"), ("/permissions", "stock.read")])
@@ -264,7 +266,17 @@ def test_create_role_or_permission_with_a_taken_name_is_409(client, admin, test_
     [
         ("clerk", ["stock.read"]),
         ("seller", ["sales.read", "sales.write"]),
-        ("admin", ["auth.audit.read", "auth.rbac.read", "auth.rbac.write", "auth.users.read", "auth.users.write"]),
+        (
+            "admin",
+            [
+                "auth.admin",
+                "auth.audit.read",
+                "auth.rbac.read",
+                "auth.rbac.write",
+                "auth.users.read",
+                "auth.users.write",
+            ],
+        ),
     ],
 )
 def test_get_role_lists_its_permission_names(client, admin, ids, role, permissions):
@@ -284,7 +296,12 @@ def test_a_new_role_has_no_permissions(client, admin):
 def test_get_permission(client, admin, ids):
     stock_read = ids("permissions", "stock.read")
     response = client.get(f"/permissions/{stock_read}", headers=admin)
-    assert response.get_json() == {"id": stock_read, "name": "stock.read", "description": "Read stock"}
+    assert response.get_json() == {
+        "id": stock_read,
+        "name": "stock.read",
+        "description": "Read stock",
+        "builtin": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -298,10 +315,10 @@ def test_update_role_or_permission(client, admin, ids, path, table, name, change
     response = client.put(f"{path}/{ident}", json=change, headers=admin)
 
     assert response.status_code == 200, response.get_json()
-    expected = {key: before[key] for key in NAMED_KEYS} | change
+    expected = {key: before[key] for key in KEYS[path]} | change
     assert response.get_json() == expected
     shown = client.get(f"{path}/{ident}", headers=admin).get_json()
-    assert {key: shown[key] for key in NAMED_KEYS} == expected
+    assert {key: shown[key] for key in KEYS[path]} == expected
 
 
 @pytest.mark.parametrize(

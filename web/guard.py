@@ -46,7 +46,8 @@ def requires(permission):
     """Decorator: the caller's token must be live and hold `permission` in service "auth".
 
     The check is the same one statement as /check-token (and renews the token like it);
-    the caller's grants land in `g.caller`.
+    the caller's grants land in `g.caller`, and `permission` in `g.permission`, for the
+    write to check again on locked rows (web/delegation.py).
     """
 
     def decorator(view):
@@ -60,7 +61,7 @@ def requires(permission):
                 if row is None:
                     raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
                 allowed = permission in (row["permissions"] or [])
-                g.caller, g.renewed = row, row["renewed"]
+                g.caller, g.renewed, g.permission = row, row["renewed"], permission
                 if not allowed:
                     audit.record(conn, "authz_fail", user_id=row["user_id"], detail={"permission": permission})
             if not allowed:

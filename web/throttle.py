@@ -11,9 +11,10 @@ from flask import current_app
 
 import db
 from db import queries as q
+from security import passwords
 from web import audit
 from web.client_ip import client_ip
-from web.errors import ApiError
+from web.errors import ApiError, unauthorized
 
 # Consecutive failures lock an account whenever they happened; this window is "forever".
 NO_WINDOW = 2**31 - 1
@@ -70,4 +71,18 @@ def admit(conn, key):
             f"too many failed password attempts; try again after {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
+    return attempt
+
+
+def check_current_password(user, password, fail_event):
+    """Verify a signed-in user's current password as a login would be: admitted first (429 while
+    locked), and a wrong one counted and answered 401, so a stolen token buys no extra guesses.
+
+    Returns the attempt, to close with `succeeded` in the transaction that acts on it.
+    """
+    with db.transaction() as conn:
+        attempt = admit(conn, account_key(user))
+    if not passwords.verify_password(password, user["password_hash"], current_app.config["PASSWORD_PEPPER"]):
+        attempt.failed(fail_event, user["id"])
+        raise unauthorized("invalid_credentials", "the current password is wrong")
     return attempt

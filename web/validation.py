@@ -7,6 +7,7 @@ import copy
 import json
 import re
 
+from email_validator import EmailNotValidError, validate_email
 from flask import request
 
 from web.errors import ApiError
@@ -61,6 +62,30 @@ class Str(Field):
 # A password as typed: any length up to the body limit. Its bounds are the policy's business
 # where a password is set, and at login an over-long password is simply wrong (401).
 PASSWORD = Str(max_len=1 << 20)
+
+
+class Email(Str):
+    """One email address, checked by email-validator and returned in its normalized form.
+
+    Exactly one address: no display name, no list, no comments.
+    """
+
+    def __init__(self, **kw):
+        super().__init__(max_len=254, **kw)
+
+    def check(self, value):
+        value = super().check(value)
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            raise ValueError(f"must be one email address: {error}") from None
+
+
+# The fields of a person. No "@" in a username: a login name with one is an email, so no
+# username can pass for someone's address.
+USERNAME = Str(max_len=64, pattern=r"[A-Za-z0-9._-]+")
+NAME = Str(max_len=200, required=False, nullable=True)
+EMAIL = Email(required=False, nullable=True)
 
 
 class Int(Field):
