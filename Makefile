@@ -8,11 +8,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PSQL   := PGOPTIONS='-c client_min_messages=warning' $(PY) -m db.embedded psql -v ON_ERROR_STOP=1 -q
 
+JS     := clients/typescript
+CHROMIUM ?= /usr/bin/chromium
+
 .DEFAULT_GOAL := help
-.PHONY: help install db run test bench lint format postman stop-db clean
+.PHONY: help install db run test bench lint format postman js-client test-js test-browser stop-db clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +55,25 @@ postman: $(STAMP) ## run the Postman collection with newman against a throwaway 
 	@[ postman/node_modules/.package-lock.json -nt postman/package-lock.json ] || \
 		npm ci --prefix postman --no-audit --no-fund --loglevel=error
 	$(PY) postman/run.py
+
+js-client: # npm ci the client's pinned tools when its lock file changed, then compile it to dist/
+	@command -v npm >/dev/null 2>&1 || { echo "make test-js and make test-browser need Node.js (20 or newer) with npm."; \
+		echo "Install it from https://nodejs.org or your package manager (e.g. apt install nodejs npm), then run make again."; \
+		exit 1; } >&2
+	@[ $(JS)/node_modules/.package-lock.json -nt $(JS)/package-lock.json ] || \
+		npm ci --prefix $(JS) --no-audit --no-fund --loglevel=error
+	npm run --prefix $(JS) --silent build
+
+test-js: $(STAMP) js-client ## the TypeScript client's tests (node --test) against a throwaway demo server
+	$(PY) $(JS)/test/run.py test
+
+test-browser: $(STAMP) js-client ## the login page in headless Chromium, against a throwaway demo server
+	@[ -x $(CHROMIUM) ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		{ echo "installing Debian's chromium with apt-get"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ -x $(CHROMIUM) ] || { echo "make test-browser needs Chromium at $(CHROMIUM): as root, apt-get install chromium"; \
+		echo "(Debian's package; browsers that playwright downloads are not used), or set CHROMIUM=/path/to/chromium."; \
+		exit 1; } >&2
+	CHROMIUM=$(CHROMIUM) $(PY) $(JS)/test/run.py demo
 
 stop-db: $(STAMP) ## stop the embedded PostgreSQL
 	$(PY) -m db.embedded stop

@@ -9,7 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 import config
 import db
 from blueprints import audit, auth, health, links, passwords, rbac, tokens, users
-from web import errors, metrics, request_log
+from web import cors, errors, metrics, request_log
 
 log = logging.getLogger("auth.app")
 
@@ -41,6 +41,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     request_log.init_app(app)
     metrics.init_app(app)
+    cors.init_app(app)  # after request_log, so a preflight answer gets its request id too
     for blueprint in (auth, tokens, passwords, users, rbac, links, audit, health):
         app.register_blueprint(blueprint.bp)
 

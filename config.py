@@ -48,6 +48,7 @@ WEB_CONCURRENCY = int(env("WEB_CONCURRENCY", "2"))  # gunicorn workers; one per 
 GUNICORN_THREADS = int(env("GUNICORN_THREADS", "4"))  # threads per worker, so bcrypt waits don't stall it
 MAX_BODY_BYTES = int(env("MAX_BODY_BYTES", "65536"))  # larger bodies get 413; no request needs more
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")  # peers whose X-Forwarded-For is believed; default none
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")  # exact web-page origins (scheme://host:port); default none
 
 # Tokens. A token is valid while now < modified_at + TTL and now < created_at + max lifetime.
 TOKEN_TTL_SECONDS = int(env("TOKEN_TTL_SECONDS", "300"))  # sliding lifetime; seed: 2-5 min

@@ -2,16 +2,24 @@
 
 It runs `gunicorn -c gunicorn.conf.py wsgi:app` exactly as production does, with the
 given environment on top of this process's, and is ready once /readyz answers 200.
+`demo_server()` adds a throwaway embedded PostgreSQL with the demo data, for the runners
+of make postman, make test-js and make test-browser.
 """
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import config
+from db import embedded
 
 ROOT = Path(__file__).resolve().parent
 
@@ -71,3 +79,53 @@ def start(env, log_path, timeout=30):
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"gunicorn did not start:\n{server.log()[-4000:]}")
+
+
+def load_demo(url):
+    """The schema and the demo data, as `make db` applies them."""
+    for script in ("sql/run_all.sql", "sql/demo_seed.sql"):
+        subprocess.run(
+            [embedded.psql_path(), "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f", script],
+            cwd=ROOT,
+            check=True,
+        )
+
+
+def demo_environment(url):
+    """The demo server's settings: its own database, and nothing from `.env` that matters."""
+    return {
+        "DATABASE_URL": url,
+        # The demo users' hashes were made with the development pepper.
+        "PASSWORD_PEPPER": config.DEVELOPMENT_SECRET,
+        "TOKEN_SECRET": config.DEVELOPMENT_SECRET,
+        # No mail leaves this machine: each mail, reset codes included, is written to the log.
+        "SMTP_HOST": "",
+        "CORS_ALLOWED_ORIGINS": "",
+        "WEB_CONCURRENCY": "2",
+    }
+
+
+@contextlib.contextmanager
+def demo_server(env=None):
+    """Serve the demo data from a throwaway embedded PostgreSQL (var/pgdemo-*), `env` on top.
+
+    Yields the started Server; stops it and the database and removes both the data folder
+    and the log when the block ends, however it ends. The developer's server (port 7878,
+    var/pgdata) is never touched. RuntimeError, with the log, when gunicorn does not start.
+    """
+    (ROOT / "var").mkdir(exist_ok=True)
+    pgdata = Path(tempfile.mkdtemp(prefix="pgdemo-", dir=ROOT / "var"))
+    log_path = pgdata.with_suffix(".log")
+    server = None
+    try:
+        url = embedded.start(pgdata)
+        load_demo(url)
+        server = start({**demo_environment(url), **(env or {})}, log_path)
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        with contextlib.suppress(subprocess.CalledProcessError):  # it never started
+            embedded.stop(pgdata)
+        shutil.rmtree(pgdata, ignore_errors=True)
+        log_path.unlink(missing_ok=True)

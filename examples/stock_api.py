@@ -7,6 +7,9 @@ Run it against a running auth service:
 then, with a token from POST /auth/login (alice holds stock.read, not stock.write):
 
     curl -H "token: $TOKEN" http://127.0.0.1:7880/stock/items
+
+A web page may call it from the browser when its origin is listed in CORS_ALLOWED_ORIGINS
+(comma-separated, e.g. http://127.0.0.1:8000; none by default).
 """
 
 import os
@@ -22,8 +25,26 @@ auth = EqeqoAuth(
     service="stock",
 )
 
+# Exact origins of the web pages allowed to call this backend from a browser.
+cors_origins = {origin.strip() for origin in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if origin.strip()}
+
 items = [{"sku": "BOLT-M6", "name": "M6 bolt", "quantity": 1200}]
 items_lock = threading.Lock()
+
+
+def allow_listed_pages(response):
+    """Let the listed pages send a token and read the answer, refusals included."""
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if origin in cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "token, Authorization, Content-Type"
+    return response
+
+
+if cors_origins:
+    app.after_request(allow_listed_pages)
 
 
 @app.get("/stock/items")

@@ -1,0 +1,21 @@
+export {
+  AuthClient,
+  DEFAULT_BASE_URL,
+  type AuthClientOptions,
+  type Profile,
+  type ServiceAccess,
+  type Session,
+} from "./client.js";
+export {
+  AuthError,
+  Forbidden,
+  InvalidCredentials,
+  InvalidResetCode,
+  InvalidToken,
+  ServiceUnavailable,
+  TooManyAttempts,
+  ValidationError,
+  errorFromResponse,
+  type AuthErrorOptions,
+} from "./errors.js";
+export { LocalStorageTokenStorage, MemoryTokenStorage, type TokenStorage, type WebStorage } from "./storage.js";
