@@ -6,8 +6,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 import db
-from blueprints.passwords import hash_new_password
+import jobs
 from db import queries as q
+from web import credentials
 from web.errors import ApiError
 from web.validation import EMAIL, NAME, USERNAME, validate
 
@@ -25,9 +26,11 @@ def create_admin(username, email, name, password):
         person = validate(
             {k: v for k, v in given.items() if v is not None}, {"username": USERNAME, "name": NAME, "email": EMAIL}
         )
-        password_hash = hash_new_password(password, username)
+        password_hash, pepper_id = credentials.new_hash(password, username, (email, name))
         with db.transaction() as conn:
-            user = q.create_user(conn, password_hash=password_hash, **{"name": None, "email": None, **person})
+            user = q.create_user(
+                conn, password_hash=password_hash, pepper_id=pepper_id, **{"name": None, "email": None, **person}
+            )
             q.grant_admin(conn, user_id=user["id"])
     except ApiError as error:
         problems = "; ".join(f"{field} {problem}" for field, problem in (error.fields or {}).items())
@@ -37,27 +40,31 @@ def create_admin(username, email, name, password):
     click.echo(f"created administrator {username} (id {user['id']})")
 
 
-@click.command("purge-tokens")
+@click.command("purge")
 @with_appcontext
-def purge_tokens():
-    """Delete expired sessions in batches (login does this too; this is for cron)."""
-    cfg = current_app.config
-    total = 0
-    while True:
-        with db.transaction() as conn:
-            deleted = q.purge_dead_tokens(
-                conn,
-                ttl=cfg["TOKEN_TTL_SECONDS"],
-                max_lifetime=cfg["TOKEN_MAX_LIFETIME_SECONDS"],
-                batch=cfg["TOKEN_PURGE_BATCH"],
-            )
-        total += deleted
-        if deleted < cfg["TOKEN_PURGE_BATCH"]:
-            break
-    click.echo(f"purged {total} expired tokens")
+def purge():
+    """Delete what has expired: sessions, throttle counters, codes, finished jobs, old audit events.
+
+    The server's background worker does this every PURGE_INTERVAL_SECONDS; this is for cron.
+    """
+    deleted = jobs.purge(current_app._get_current_object())
+    click.echo("purged " + ", ".join(f"{count} {kind}" for kind, count in deleted.items()))
+
+
+@click.command("run-jobs")
+@with_appcontext
+def run_jobs():
+    """Deliver the outbox and purge, in the foreground, until interrupted (instead of, or beside,
+    the workers that gunicorn's processes run)."""
+    worker = jobs.Worker(current_app._get_current_object())
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        worker.stopping.set()
 
 
 def register(app):
     """Attach the commands to the app's CLI."""
     app.cli.add_command(create_admin)
-    app.cli.add_command(purge_tokens)
+    app.cli.add_command(purge)
+    app.cli.add_command(run_jobs)

@@ -19,6 +19,10 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
+# The longest request line gunicorn accepts (its default is 4094): a long query string then
+# reaches the app, which answers it in JSON. Anything longer gets gunicorn's own answer;
+# a proxy in front should refuse it first (README, Deploying).
+limit_request_line = 8190
 accesslog = None  # the app logs each request itself, with a token fingerprint
 errorlog = "-"
 # gunicorn's control socket sits at one path per user, so every server on the machine
@@ -61,6 +65,20 @@ def on_starting(server):
             stale.unlink()
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+
+
+def post_worker_init(worker):
+    """Start this worker's background jobs (jobs.py: the outbox and the purge)."""
+    import jobs  # here, in the worker: the master never loads the app's modules
+
+    jobs.start(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Let the background jobs finish the one at hand."""
+    import jobs
+
+    jobs.stop(worker.wsgi)
 
 
 def child_exit(server, worker):

@@ -7,9 +7,8 @@ from psycopg.types.json import Jsonb
 
 import db
 from db import queries as q
-from security import passwords
 from security.tokens import new_token
-from web import audit, throttle
+from web import audit, credentials, throttle
 from web.errors import unauthorized
 from web.guard import header_token, require_token, token_params
 from web.validation import PASSWORD, Str, json_body, validate
@@ -34,27 +33,38 @@ def login():
         {"username": Str(max_len=254), "password": PASSWORD},
     )
     cfg = current_app.config
-    with db.transaction() as conn:
+    with db.connection() as conn:
         user = q.user_for_login(conn, login=creds["username"])
-        attempt = throttle.admit(conn, throttle.account_key(user, creds["username"]))
-
-    # Unknown users cost the same bcrypt check as known ones, so timing tells nothing.
-    stored = user["password_hash"] if user else passwords.dummy_hash(cfg["PASSWORD_PEPPER"], cfg["BCRYPT_ROUNDS"])
-    password_ok = passwords.verify_password(creds["password"], stored, cfg["PASSWORD_PEPPER"])
-    if not (user and user["active"] and password_ok):
-        attempt.failed("authn_login_fail", user and user["id"])
+        attempt = throttle.admit(conn, user, creds["username"])
+    # An unknown user costs the same bcrypt check as a known one, so timing tells nothing.
+    if not (credentials.verify(user, creds["password"]) and user["active"]):
+        attempt.failed("authn_login_fail")
         raise unauthorized("invalid_credentials", "wrong username or password")
+    rehashed = credentials.fresh_hash(user, creds["password"])
 
     token = new_token(cfg["TOKEN_SECRET"])
     payload = {"user_id": user["id"], "username": user["username"], "name": user["name"]}
     params = token_params(token)
     with db.transaction() as conn:
-        row = q.create_token(conn, payload=Jsonb(payload), user_id=user["id"], **params)
         attempt.succeeded(conn)
+        row = q.create_token(
+            conn,
+            payload=Jsonb(payload),
+            user_id=user["id"],
+            credential_version=user["credential_version"],
+            max_sessions=cfg["MAX_SESSIONS_PER_USER"],
+            **params,
+        )
+        if row is None:
+            # The password changed, or the user was disabled or deleted, while it was checked.
+            raise unauthorized("invalid_credentials", "wrong username or password")
+        if rehashed:
+            q.rehash_password(conn, user_id=user["id"], credential_version=user["credential_version"], **rehashed)
+        q.remember_address(conn, user_id=user["id"], ip=attempt.ip)
         # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
         q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"], **params)
         g.token = token
-        audit.record(conn, "authn_login_success", user_id=user["id"])
+        audit.record(conn, "authn_login_success", user_id=user["id"], detail={"sessions_capped": row["capped"]})
     return {"token": token, **expiry(row["expires_at"]), "payload": payload}
 
 

@@ -10,10 +10,9 @@ from flask import Blueprint, g
 
 import db
 import mail
-from blueprints.passwords import hash_new_password
 from db import queries as q
 from security.tokens import digest
-from web import audit, throttle
+from web import audit, credentials, throttle
 from web.delegation import admin_write
 from web.errors import ApiError, not_found
 from web.guard import header_token, requires
@@ -70,7 +69,9 @@ def get_user(user_id):
 def create_user():
     """Create a user; 409 when the username or email is taken."""
     data = body({"username": USERNAME, "password": PASSWORD, "name": NAME, "email": EMAIL})
-    password_hash = hash_new_password(data["password"], data["username"])
+    password_hash, pepper_id = credentials.new_hash(
+        data["password"], data["username"], (data.get("email"), data.get("name"))
+    )
     try:
         with admin_write() as write:
             if data.get("email") and q.email_is_a_username(write.conn, email=data["email"], user_id=None):
@@ -81,6 +82,7 @@ def create_user():
                 name=data.get("name"),
                 email=data.get("email"),
                 password_hash=password_hash,
+                pepper_id=pepper_id,
             )
             audit.record(write.conn, "user_created", user_id=user["id"], detail={"username": user["username"]})
     except psycopg.errors.UniqueViolation as error:
@@ -106,6 +108,9 @@ def update_user(user_id):
         raise ApiError(400, "validation_error", f"give at least one of: {', '.join(spec)}")
     with db.connection() as conn:
         before = account(conn, user_id)
+    if "password" in data:
+        after = {key: data.get(key, before[key]) for key in ("username", "email", "name")}
+        credentials.check_policy(data["password"], after["username"], (after["email"], after["name"]))
     attempt = None
     if user_id == g.caller["user_id"] and data.keys() & {"password", "email"}:
         if "current_password" not in data:
@@ -116,9 +121,7 @@ def update_user(user_id):
                 fields={"current_password": "is required to change your own password or email"},
             )
         attempt = throttle.check_current_password(before, data["current_password"], "authn_password_change_fail")
-    password_hash = None
-    if "password" in data:
-        password_hash = hash_new_password(data["password"], data.get("username", before["username"]))
+    new_password = credentials.make_hash(data["password"]) if "password" in data else None
     try:
         with admin_write() as write:
             if data.keys() & CREDENTIALS:
@@ -133,33 +136,44 @@ def update_user(user_id):
                 name_set="name" in data,
                 email=data.get("email"),
                 email_set="email" in data,
-                password_hash=password_hash,
                 active=data.get("active"),
             )
             if user is None:
                 raise not_found(f"user {user_id}")
             revoked = 0
-            if password_hash or data.get("active") is False:
+            if new_password:
                 # Changing one's own password keeps the session it is done from, as PUT /auth/password does.
-                keep = digest(header_token()) if user_id == g.caller["user_id"] and user["active"] else None
-                revoked = q.revoke_user_tokens(write.conn, user_id=user_id, keep_token_hash=keep)
+                keep = digest(header_token()) if user_id == g.caller["user_id"] else None
+                password_hash, pepper_id = new_password
+                revoked = q.set_password(
+                    write.conn,
+                    user_id=user_id,
+                    password_hash=password_hash,
+                    pepper_id=pepper_id,
+                    expected_version=None,
+                    keep_token_hash=keep if user["active"] else None,
+                )["revoked"]
+            if data.get("active") is False:
+                revoked += q.revoke_user_tokens(write.conn, user_id=user_id, keep_token_hash=None)
+            if (before["email"] or "").lower() != (user["email"] or "").lower():
+                q.void_reset_codes(write.conn, user_id=user_id)
             if attempt:
                 attempt.succeeded(write.conn)
             changed = sorted(data.keys() & spec.keys())
             audit.record(write.conn, "user_updated", user_id=user_id, detail={"changed": changed, "revoked": revoked})
+            tell_the_owner(write.conn, before, user, password_changed=bool(new_password))
     except psycopg.errors.UniqueViolation as error:
         raise taken(error) from None
-    tell_the_owner(before, user, password_changed=bool(password_hash))
     return user
 
 
-def tell_the_owner(before, after, password_changed):
+def tell_the_owner(conn, before, after, password_changed):
     """Mail the address the account had about a new email or password, so a takeover is noticed."""
     how = "by you" if before["id"] == g.caller["user_id"] else "by an administrator"
     if before["email"] and before["email"].lower() != (after["email"] or "").lower():
-        mail.email_changed(before["email"], after["username"], how)
+        mail.email_changed(conn, before["email"], after["username"], how)
     if password_changed and (before["email"] or after["email"]):
-        mail.password_changed(before["email"] or after["email"], after["username"], how)
+        mail.password_changed(conn, before["email"] or after["email"], after["username"], how)
 
 
 @bp.delete("/users/<int:user_id>")
@@ -187,6 +201,6 @@ def unlock_user(user_id):
     with admin_write() as write:
         account(write.conn, user_id)
         write.require_below(user_id)
-        q.forget_account_failures(write.conn, key=f"user:{user_id}")
+        q.forget_account_failures(write.conn, user_id=user_id)
         audit.record(write.conn, "user_unlocked", user_id=user_id)
     return "", 204

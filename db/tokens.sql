@@ -1,12 +1,40 @@
 -- Sessions (sql/30_tokens.sql). A token is live while now() < modified_at + ttl and
--- now() < created_at + max_lifetime, and its user is active.
+-- now() < created_at + max_lifetime, its user is active, and the user's credential version
+-- is still the one the token was issued under.
 
 -- name: create_token^
--- Store a new session under the token's digest; returns its expiry.
-insert into auth.tokens_cache (token_hash, user_id, payload)
-values (%(token_hash)s, %(user_id)s, %(payload)s)
-returning least(modified_at + make_interval(secs => %(ttl)s),
-                created_at + make_interval(secs => %(max_lifetime)s)) as expires_at;
+-- Store a new session under the token's digest, for a user whose password was just checked:
+-- only if the user still exists, is active, and is at the credential version that was read
+-- with the hash (every password change moves it on). The user's row is locked meanwhile, so
+-- a password change or a delete running at this moment is waited for, and then this login
+-- issues nothing. The session records that version. Beyond `max_sessions` sessions, the
+-- user's oldest are revoked. No row: nothing was issued.
+with account as (
+    select id, credential_version
+    from auth.users
+    where id = %(user_id)s and active and credential_version = %(credential_version)s
+    for no key update
+),
+capped as (
+    delete from auth.tokens_cache
+    where token_hash in (
+        select t.token_hash
+        from auth.tokens_cache t
+        join account a on a.id = t.user_id
+        order by t.created_at desc, t.token_hash
+        offset %(max_sessions)s - 1
+    )
+    returning token_hash
+),
+created as (
+    insert into auth.tokens_cache (token_hash, user_id, payload, credential_version)
+    select %(token_hash)s, id, %(payload)s, credential_version from account
+    returning modified_at, created_at
+)
+select least(modified_at + make_interval(secs => %(ttl)s),
+             created_at + make_interval(secs => %(max_lifetime)s)) as expires_at,
+       (select count(*) from capped) as capped
+from created;
 
 -- name: check_token^
 -- Validate a token for one service, renew it when due, return the user's grants there.
@@ -17,7 +45,7 @@ returning least(modified_at + make_interval(secs => %(ttl)s),
 with live as (
     select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name
     from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
-    join auth.users u on u.id = t.user_id and u.active
+    join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 service as (
     select s.id, s.name
@@ -59,7 +87,7 @@ cross join renewed;
 with live as (
     select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name, u.email
     from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
-    join auth.users u on u.id = t.user_id and u.active
+    join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 renewed as (
     select auth.renew_token((select token_hash from live), %(threshold)s) as modified_at
@@ -79,7 +107,9 @@ delete from auth.tokens_cache where token_hash = %(token_hash)s returning user_i
 -- name: revoke_all_of_token_owner^
 -- Logout-all: delete every session of the live token's user; 0 revoked: the token was dead.
 with live as (
-    select user_id from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s)
+    select t.user_id
+    from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
+    join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 gone as (
     delete from auth.tokens_cache where user_id = (select user_id from live) returning 1

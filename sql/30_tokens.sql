@@ -10,6 +10,8 @@ create table if not exists auth.tokens_cache (
     modified_at timestamptz not null default now()
 ) with (fillfactor = 80);
 create index if not exists tokens_cache_user_idx on auth.tokens_cache (user_id);
+-- The user's credential version at login; a session of an older version is dead.
+alter table auth.tokens_cache add column if not exists credential_version integer not null default 1;
 
 -- The one definition of a live session, shared by every statement that reads one: its row
 -- while now() < modified_at + ttl and now() < created_at + max_lifetime. Plain SQL and

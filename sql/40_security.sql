@@ -1,5 +1,7 @@
--- Password-reset codes, stored as digests. A row is spent by setting used_at; spent
--- rows stay for a day so the per-hour mail limit can count them.
+-- Password-reset codes, stored as digests. A code is bound to the address it was mailed to
+-- and to the user's credential version then: an email change, a password change, or
+-- disabling the user voids it. A row is spent by setting used_at; rows stay for a day so
+-- the per-hour mail limit can count them.
 create table if not exists auth.password_reset_codes (
     code_hash  bytea primary key,
     user_id    bigint not null references auth.users on delete cascade,
@@ -8,17 +10,39 @@ create table if not exists auth.password_reset_codes (
     used_at    timestamptz
 );
 create index if not exists password_reset_codes_user_idx on auth.password_reset_codes (user_id, created_at);
+alter table auth.password_reset_codes add column if not exists email text;
+alter table auth.password_reset_codes add column if not exists credential_version integer;
 
--- Failed-login counters, one row per account ("user:<id>", or "login:<name>" for names
--- that match no account, so both behave alike) and per client IP ("ip:<address>").
--- in_flight counts the attempts admitted but not yet judged (see auth.begin_login_attempt).
+-- Failed password checks within a window, one row per key (web/throttle.py): an account
+-- ("user:<id>"), an account seen from an address that logged into it lately
+-- ("user:<id>@<address>"), a name that matches no account ("login:<name>", so it behaves
+-- like one), and a client address ("ip:<address>"). A row whose window has passed and
+-- whose lock is over counts nothing and is purged.
 create table if not exists auth.login_failures (
     key             text primary key,
     failures        integer not null default 0,
     last_failure_at timestamptz not null default now(),
-    locked_until    timestamptz,
-    in_flight       integer not null default 0,
-    in_flight_at    timestamptz
+    locked_until    timestamptz
+);
+alter table auth.login_failures drop column if exists in_flight;
+alter table auth.login_failures drop column if exists in_flight_at;
+
+-- The addresses each account logged in from successfully, and when last. Within
+-- KNOWN_ADDRESS_DAYS such an address is not stopped by the account-wide lock, so a guesser
+-- elsewhere cannot lock the owner out.
+create table if not exists auth.login_addresses (
+    user_id       bigint not null references auth.users on delete cascade,
+    ip            text not null,
+    last_login_at timestamptz not null default now(),
+    primary key (user_id, ip)
+);
+
+-- Requests counted per key within a fixed window, for limits on requests that are not
+-- password checks (password recovery: "forgot-ip:<address>", "forgot-login:<name>").
+create table if not exists auth.request_counts (
+    key          text primary key,
+    window_start timestamptz not null default now(),
+    count        integer not null default 0
 );
 
 -- Who did what, kept after the user is deleted, hence no foreign keys.
@@ -35,60 +59,47 @@ create index if not exists audit_events_at_idx on auth.audit_events (at desc);
 create index if not exists audit_events_user_idx on auth.audit_events (user_id, at desc);
 create index if not exists audit_events_event_idx on auth.audit_events (event, at desc);
 
--- Login throttling, in two steps around the password check. The first step is committed
--- before the slow check, so parallel guesses see each other; the failure is counted only
--- in the second step, with the answer, so a database outage in between never counts.
---
--- auth.begin_login_attempt admits an attempt against several keys (the account and the
--- client IP). It locks their rows in key order (so two attempts never deadlock) and refuses
--- the attempt, with the seconds to wait, while a key is locked, or while attempts in flight
--- could still lock it: past the limit, attempts are judged one at a time, so parallel
--- guesses cannot slip by. An admitted attempt is in flight on every key until judged; one
--- that is never judged (the database went away) stops counting after 30 seconds, far
--- longer than any request may take.
-create or replace function auth.begin_login_attempt(p_keys text[], p_limits int[], p_windows int[])
-returns table (blocked boolean, retry_after int)
+drop function if exists auth.begin_login_attempt(text[], int[], int[]);
+drop function if exists auth.count_login_failure(text[], int[], int[], int, int);
+
+-- Throttling judges an attempt after its password check, never before: the check is admitted
+-- while none of its keys is locked (a plain read), and auth.judge_login_attempt then decides,
+-- on the keys' rows locked in key order (so two attempts never deadlock), what the attempt
+-- counts for. An attempt judged while a key is locked, because parallel attempts locked it
+-- meanwhile, counts nothing and gets the lock's wait, whether its password was right or
+-- wrong: so however many guesses run in parallel, at most the limit get an answer that
+-- depends on the password. A failure counts on every key, starting over when the key's
+-- last failure is older than its window, and a count at or past the limit locks the key
+-- for base * 2^(count - limit) seconds, capped. A success starts its `reset` keys over.
+-- Returns blocked_for (seconds) when the attempt was judged while locked; else, per key,
+-- the count and, when this failure locked it, the lock's length.
+create or replace function auth.judge_login_attempt(
+    p_keys text[], p_limits int[], p_windows int[], p_base int, p_cap int, p_failed boolean, p_reset text[]
+) returns table (key text, failures int, locked_for int, blocked_for int)
 language plpgsql as $$
 declare
     wait_for int;
 begin
-    insert into auth.login_failures (key)
-    select key from unnest(p_keys) as key order by key
-    on conflict (key) do nothing;
-    perform 1 from auth.login_failures where key = any(p_keys) order by key for update;
+    if p_failed then
+        insert into auth.login_failures as f (key)
+        select k from unnest(p_keys) as k order by k
+        on conflict do nothing;
+    end if;
+    perform 1 from auth.login_failures f where f.key = any(p_keys) order by f.key for update;
 
-    update auth.login_failures
-    set in_flight = 0
-    where key = any(p_keys) and in_flight_at < now() - interval '30 seconds';
-
-    select max(case
-               when f.locked_until > now() then ceil(extract(epoch from f.locked_until - now()))::int
-               when f.in_flight > 0
-                    and f.in_flight + case when f.last_failure_at < now() - make_interval(secs => x.window_seconds)
-                                           then 0 else f.failures end >= x.max_failures then 1
-           end) into wait_for
-    from unnest(p_keys, p_limits, p_windows) as x(key, max_failures, window_seconds)
-    join auth.login_failures f using (key);
+    select max(ceil(extract(epoch from f.locked_until - now()))::int) into wait_for
+    from auth.login_failures f
+    where f.key = any(p_keys) and f.locked_until > now();
     if wait_for is not null then
-        return query select true, wait_for;
+        return query select null::text, null::int, null::int, wait_for;
         return;
     end if;
 
-    update auth.login_failures set in_flight = in_flight + 1, in_flight_at = now() where key = any(p_keys);
-    return query select false, 0;
-end
-$$;
+    if not p_failed then
+        update auth.login_failures f set failures = 0, locked_until = null where f.key = any(p_reset);
+        return;
+    end if;
 
--- auth.count_login_failure judges an admitted attempt as failed: each key's count goes up
--- by one, starting over when its last failure is older than its window, and a count at or
--- past its limit locks the key for base * 2^(count - limit) seconds, capped. Returns each
--- key's count and, when this failure locked it, the lock's length in seconds.
-create or replace function auth.count_login_failure(
-    p_keys text[], p_limits int[], p_windows int[], p_base int, p_cap int
-) returns table (key text, failures int, locked_for int)
-language plpgsql as $$
-begin
-    perform 1 from auth.login_failures f where f.key = any(p_keys) order by f.key for update;
     return query
     with counted as (
         select x.key, x.max_failures,
@@ -105,10 +116,9 @@ begin
     update auth.login_failures f
     set failures = l.failures,
         last_failure_at = now(),
-        locked_until = now() + make_interval(secs => l.locked_for),
-        in_flight = greatest(f.in_flight - 1, 0)
+        locked_until = now() + make_interval(secs => l.locked_for)
     from locks l
     where f.key = l.key
-    returning f.key, f.failures, l.locked_for;
+    returning f.key, f.failures, l.locked_for, null::int;
 end
 $$;

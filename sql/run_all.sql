@@ -5,4 +5,5 @@
 \ir 20_rbac.sql
 \ir 30_tokens.sql
 \ir 40_security.sql
+\ir 45_outbox.sql
 \ir 50_bootstrap.sql

@@ -24,6 +24,7 @@ from aiosmtpd.controller import Controller
 from psycopg import sql
 
 import config
+import jobs
 import local_gunicorn
 from app import create_app
 from db import embedded
@@ -38,7 +39,7 @@ DEMO = {
     "bob": "granite-willow-88",
     "carol": "copper-meadow-55",
 }
-TABLES = "auth.users, auth.services, auth.roles, auth.permissions, auth.tokens_cache, auth.login_failures, auth.audit_events, auth.password_reset_codes"  # noqa: E501
+TABLES = "auth.users, auth.services, auth.roles, auth.permissions, auth.tokens_cache, auth.login_failures, auth.audit_events, auth.password_reset_codes, auth.login_addresses, auth.request_counts, auth.outbox"  # noqa: E501
 
 
 def pid_alive(pid):
@@ -144,12 +145,14 @@ def test_database(postgres):
 
 
 class Mailbox:
-    """An SMTP server on 127.0.0.1 that keeps what it receives."""
+    """An SMTP server on 127.0.0.1 that keeps what it receives (`controller_options`: TLS)."""
 
-    def __init__(self):
+    def __init__(self, port=None, **controller_options):
         self.messages = []
         self.arrived = threading.Condition()
-        self.controller = Controller(self, hostname="127.0.0.1", port=local_gunicorn.free_port())
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=port or local_gunicorn.free_port(), **controller_options
+        )
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -158,15 +161,20 @@ class Mailbox:
             self.arrived.notify_all()
         return "250 OK"
 
-    def wait_for(self, to_address, timeout=5):
-        """The newest mail to `to_address` not yet returned; AssertionError when none comes."""
+    def wait_for(self, to_address, timeout=5, subject=None):
+        """The newest mail to `to_address` (with `subject`, if given) not yet returned; AssertionError
+        when none comes."""
         deadline = time.monotonic() + timeout
+
+        def wanted(message):
+            return message["To"] == to_address and subject in (None, message["Subject"])
+
         with self.arrived:
             while True:
                 for message in reversed(self.messages):
-                    if message["To"] == to_address and not getattr(message, "seen", False):
+                    if wanted(message) and not getattr(message, "seen", False):
                         for older in self.messages:
-                            if older["To"] == to_address:
+                            if wanted(older):
                                 older.seen = True
                         return message
                 left = deadline - time.monotonic()
@@ -198,6 +206,7 @@ def test_settings(database_url, mailbox):
         "SMTP_STARTTLS": False,
         "PASSWORD_RESET_URL": "https://app.example/reset#code={code}",
         "LOG_LEVEL": "INFO",
+        "JOB_POLL_SECONDS": 0.1,  # mails leave within a tenth of a second
     }
 
 
@@ -211,11 +220,13 @@ def app_factory(test_database, postgres, mailbox):
         app = create_app({**test_settings(test_database, mailbox), "TESTING": True, **overrides})
         app.test_client_class = SpecCheckingClient  # every response a test sees must match openapi.yaml
         app.extensions["db_pool"].wait(timeout=10)
+        jobs.start(app)
         apps.append(app)
         return app
 
     yield build
     for app in apps:
+        jobs.stop(app)
         app.extensions["db_pool"].close()
 
 
@@ -351,3 +362,11 @@ def audit_events_after(url, last_id):
     """The names of the audit events written after `last_id`, oldest first."""
     rows = db_rows(url, "select event from auth.audit_events where id > %s order by id", [last_id])
     return [row["event"] for row in rows]
+
+
+def wait_for_outbox(url, timeout=5):
+    """Wait until the background worker has done every job of the outbox."""
+    deadline = time.monotonic() + timeout
+    while db_rows(url, "select count(*) as n from auth.outbox where done_at is null")[0]["n"]:
+        assert time.monotonic() < deadline, "the outbox was not emptied"
+        time.sleep(0.05)

@@ -214,8 +214,8 @@ def ctx(api, test_database):
     }
     db_rows(
         test_database,
-        "insert into auth.password_reset_codes (code_hash, user_id, expires_at)"
-        " values (%s, %s, now() + interval '15 minutes')",
+        "insert into auth.password_reset_codes (code_hash, user_id, email, credential_version, expires_at)"
+        " select %s, id, email, credential_version, now() + interval '15 minutes' from auth.users where id = %s",
         [digest(values["code"]), values["alice"]],
     )
     return values

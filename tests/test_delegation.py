@@ -412,7 +412,9 @@ def test_changing_ones_own_credentials_needs_the_current_password(client, test_d
     )
 
     assert_error(response, 401, "invalid_credentials")
-    failures = db_rows(test_database, "select failures from auth.login_failures where key = %s", [f"user:{admin.id}"])
+    # Counted on the account as seen from this address, which the administrator logged in from.
+    key = f"user:{admin.id}@127.0.0.1"
+    failures = db_rows(test_database, "select failures from auth.login_failures where key = %s", [key])
     assert failures == [{"failures": 1}]
     response = client.put(
         f"/users/{admin.id}", json={**change, "current_password": DEMO["admin"]}, headers=admin.headers

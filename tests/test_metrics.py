@@ -153,6 +153,21 @@ def test_login_successes_failures_and_locks_are_counted(client, api):
     assert (delta("success"), delta("failure"), delta("locked")) == (1, 5, 1)
 
 
+def test_recovery_requests_count_as_queued_or_throttled(app_factory):
+    client = app_factory(FORGOT_LOGIN_MAX_REQUESTS=2).test_client()
+    before = scrape(client)
+    for _ in range(3):
+        client.post("/auth/password/forgot", json={"username": "alice"})
+    after = scrape(client)
+
+    def delta(result):
+        return value(after, "auth_password_recoveries_total", result=result) - value(
+            before, "auth_password_recoveries_total", result=result
+        )
+
+    assert (delta("queued"), delta("throttled")) == (2, 1)
+
+
 def test_pool_gauges_show_this_apps_pool(app_factory):
     app = app_factory(DB_POOL_MIN_SIZE=2, DB_POOL_MAX_SIZE=7)
     text = scrape(app.test_client())

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.fixtures import Api, db_rows
+from tests.fixtures import Api, db_rows, wait_for_outbox
 
 PASSWORD = "correct-horse-battery-9"
 NEW_PASSWORD = "violet-harbour-lamp-31"
@@ -81,6 +81,7 @@ def test_forgot_answers_alike_whether_or_not_the_account_exists(client, mailbox,
 
     assert all(body == bodies[0] for body in bodies)
     assert set(bodies[0]) == {"message"}
+    wait_for_outbox(test_database)
     assert len(codes_of(test_database, person["id"])) == 2
     assert db_rows(test_database, "select count(*) as n from auth.password_reset_codes")[0]["n"] == 2
 
@@ -124,7 +125,7 @@ def test_a_newer_request_voids_the_older_code(client, mailbox, person):
 
 @pytest.mark.parametrize("per_hour", [1, 3])
 def test_at_most_reset_mails_per_hour_mails_per_account(app_factory, mailbox, test_database, per_hour):
-    client = app_factory(RESET_MAILS_PER_HOUR=per_hour).test_client()
+    client = app_factory(RESET_MAILS_PER_HOUR=per_hour, FORGOT_LOGIN_MAX_REQUESTS=100).test_client()
     email = f"quota-{uuid.uuid4().hex[:10]}@example.com"
     user = Api(client).create_user("quentin", password=PASSWORD, email=email)
 
@@ -132,9 +133,10 @@ def test_at_most_reset_mails_per_hour_mails_per_account(app_factory, mailbox, te
         forgot(client, "quentin")
 
     mails = wait_for_mails(mailbox, email, per_hour)
+    wait_for_outbox(test_database)
     assert len(codes_of(test_database, user["id"])) == per_hour
-    # The refused requests voided nothing: the newest mailed code still works. Mails leave in
-    # background threads and may arrive in any order, so each code is tried: exactly one works.
+    # The refused requests voided nothing: the newest mailed code still works; each code is
+    # tried, and exactly one works.
     codes = [LINK.search(mail.get_content()).group(1) for mail in mails]
     assert sorted(reset(client, code).status_code for code in codes) == [200] + [400] * (per_hour - 1)
     wait_for_mails(mailbox, email, per_hour + 1)  # the notice of the reset
@@ -270,7 +272,13 @@ def stalled_smtp():
 
 
 def test_forgot_takes_as_long_for_a_real_account_even_when_the_mail_server_hangs(app_factory, stalled_smtp):
-    client = app_factory(SMTP_PORT=stalled_smtp, SMTP_TIMEOUT_SECONDS=3, RESET_MAILS_PER_HOUR=1000).test_client()
+    client = app_factory(
+        SMTP_PORT=stalled_smtp,
+        SMTP_TIMEOUT_SECONDS=3,
+        RESET_MAILS_PER_HOUR=1000,
+        FORGOT_IP_MAX_REQUESTS=1000,
+        FORGOT_LOGIN_MAX_REQUESTS=1000,
+    ).test_client()
     Api(client).create_user("hank", password=PASSWORD, email="hank@example.com")
     durations = {"hank": [], "nobody-at-all": []}
     for _ in range(10):
@@ -364,13 +372,19 @@ REFUSED = {
     "common in capitals": ("1QAZ2WSX3EDC", "too common"),
     "the username": ("hello-{username}-friend", "must not contain the username"),
     "the username in capitals": ("HELLO-{USERNAME}-FRIEND", "must not contain the username"),
+    # Long enough and on no list, and still guessed at once (zxcvbn's score below 3).
+    "one letter repeated": ("aaaaaaaaaaaa", "too easy to guess"),
+    "twelve spaces": (" " * 12, "too easy to guess"),
+    "digits in a row": ("123456789012", "too easy to guess"),
+    "a word twice": ("passwordpassword", "too easy to guess"),
 }
 ACCEPTED = {
     "twelve characters": "twelve-chars",
-    "128 characters": "long-" * 25 + "end",
+    "128 characters": "quiet-lemur-harbor-tango-" * 5 + "x12",
     "any unicode": "пароль-密码-كلمة-🔑",
-    # Six characters as typed, twelve after NFKC (the "ff" ligature).
-    "long enough after NFKC": "ﬀ" * 6,
+    "twelve animals": "🦊🐢🐙🦉🐝🦀🦑🐌🦋🐞🦂🐡",
+    # Ten characters as typed, thirteen after NFKC (the "ff", "fi" and "fl" ligatures).
+    "long enough after NFKC": "ﬀﬁﬂ-wombat",
 }
 
 

@@ -95,13 +95,13 @@ def test_create_admin_refuses_bad_input(app, username, password, says):
     assert says in result.output
 
 
-def test_purge_tokens_deletes_only_dead_tokens(app, api, test_database):
+def test_purge_deletes_only_dead_tokens(app, api, test_database):
     live, dead, old = api.login("alice"), api.login("bob"), api.login("admin")
     db_rows(test_database, "update auth.tokens_cache set modified_at = now() - interval '1 hour' where user_id = 3")
     db_rows(test_database, "update auth.tokens_cache set created_at = now() - interval '13 hours' where user_id = 1")
-    result = app.test_cli_runner().invoke(args=["purge-tokens"])
+    result = app.test_cli_runner().invoke(args=["purge"])
     assert result.exit_code == 0
-    assert "purged 2 expired tokens" in result.output
+    assert "purged 2 tokens" in result.output
     remaining = db_rows(test_database, "select user_id from auth.tokens_cache")
     assert [row["user_id"] for row in remaining] == [2]
     assert live and dead and old

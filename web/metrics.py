@@ -35,6 +35,9 @@ LATENCY = Histogram(
 CHECK_TOKEN = Counter("auth_check_token", "POST /check-token answers: valid, dead (401), forbidden (403).", ["result"])
 RENEWALS = Counter("auth_token_renewals", "Tokens whose sliding lifetime was renewed by a use.")
 LOGINS = Counter("auth_logins", "POST /auth/login answers: success, failure (401) or locked (429).", ["result"])
+RECOVERIES = Counter(
+    "auth_password_recoveries", "POST /auth/password/forgot answers: queued, or throttled (429).", ["result"]
+)
 # Summed over the live workers: the connections this server holds against PostgreSQL.
 POOL = {
     stat: Gauge(f"auth_db_pool_{name}", text, multiprocess_mode="livesum")
@@ -52,6 +55,7 @@ POOL_SAMPLE_SECONDS = 1.0
 OUTCOMES = {
     "tokens.check_token": (CHECK_TOKEN, {200: "valid", 401: "dead", 403: "forbidden"}),
     "auth.login": (LOGINS, {200: "success", 401: "failure", 429: "locked"}),
+    "passwords.forgot": (RECOVERIES, {202: "queued", 429: "throttled"}),
 }
 
 for _counter, _results in OUTCOMES.values():

@@ -1,76 +1,99 @@
-"""Brute-force throttling of password checks (login, password change).
+"""Brute-force throttling of password checks (login, password change, one's own credentials).
 
-A check is admitted before the slow bcrypt call (committed, so parallel guesses see each
-other) and judged after it: only a judged failure counts, so a database outage in between
-never does. The rules are the contract's: per account and per client IP, doubling locks
-with Retry-After. The SQL is auth.begin_login_attempt and auth.count_login_failure
-(sql/40_security.sql).
+A check is admitted while none of its keys is locked (a plain read, before the slow bcrypt
+call) and judged after it (auth.judge_login_attempt, sql/40_security.sql): only a judged
+failure counts, so a database outage in between never does, and an attempt judged while
+parallel attempts have locked a key meanwhile gets 429 whatever its password, so at most
+the limit of parallel guesses get an answer that depends on the password.
+
+The keys: the client address ("ip:<address>"), and the account: "user:<id>" for an address
+new to it, "user:<id>@<address>" for an address that logged into it within
+KNOWN_ADDRESS_DAYS (so a guesser elsewhere cannot lock the owner out), or "login:<name>"
+for a name that matches no account (so it behaves like one). Counts start over once a
+key's last failure is older than its window.
 """
 
 from flask import current_app
 
 import db
+import mail
 from db import queries as q
-from security import passwords
-from web import audit
+from web import audit, credentials
 from web.client_ip import client_ip
 from web.errors import ApiError, unauthorized
 
-# Consecutive failures lock an account whenever they happened; this window is "forever".
-NO_WINDOW = 2**31 - 1
+
+def too_many(seconds):
+    """429 with Retry-After."""
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"too many failed password attempts; try again after {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 class Attempt:
-    """One admitted password check, keyed by its account and its client IP."""
+    """One password check, keyed by its account (as seen from its address) and its address."""
 
-    def __init__(self, account_key):
+    def __init__(self, user, login, known_address):
         cfg = current_app.config
-        self.account_key, self.ip_key = account_key, f"ip:{client_ip()}"
+        self.user, self.ip = user, client_ip()
+        if user is None:
+            self.account_key = f"login:{login.casefold()}"
+        elif known_address:
+            self.account_key = f"user:{user['id']}@{self.ip}"
+        else:
+            self.account_key = f"user:{user['id']}"
+        self.ip_key = f"ip:{self.ip}"
         self.keys = {
             "keys": [self.account_key, self.ip_key],
             "limits": [cfg["LOGIN_ACCOUNT_MAX_FAILURES"], cfg["LOGIN_IP_MAX_FAILURES"]],
-            "windows": [NO_WINDOW, cfg["LOGIN_IP_WINDOW_SECONDS"]],
+            "windows": [cfg["LOGIN_ACCOUNT_WINDOW_SECONDS"], cfg["LOGIN_IP_WINDOW_SECONDS"]],
+            "base": cfg["LOGIN_LOCK_BASE_SECONDS"],
+            "cap": cfg["LOGIN_LOCK_MAX_SECONDS"],
         }
 
-    def failed(self, event, user_id):
-        """Count the failure (its own transaction) and audit it, and any lock it sets."""
-        cfg = current_app.config
+    def failed(self, event):
+        """Judge the check failed, in its own transaction, and audit it; 429 if locked meanwhile."""
+        user_id = self.user and self.user["id"]
         with db.transaction() as conn:
-            counts = q.count_login_failure(
-                conn, **self.keys, base=cfg["LOGIN_LOCK_BASE_SECONDS"], cap=cfg["LOGIN_LOCK_MAX_SECONDS"]
-            )
+            counts = q.judge_login_attempt(conn, **self.keys, failed=True, reset=[])
+            if counts and counts[0]["blocked_for"]:
+                raise too_many(counts[0]["blocked_for"])
             audit.record(conn, event, user_id=user_id)
             for count in counts:
                 if count["locked_for"] is not None:
-                    scope = "ip" if count["key"] == self.ip_key else "account"
-                    detail = {"scope": scope, "failures": count["failures"], "locked_for": count["locked_for"]}
-                    audit.record(conn, "authn_login_lock", user_id=user_id, detail=detail)
+                    self.locked(conn, count)
+
+    def locked(self, conn, count):
+        """Audit a lock this failure set; tell the owner when it is the account-wide one, once a window."""
+        scope = "ip" if count["key"] == self.ip_key else "account"
+        detail = {"scope": scope, "failures": count["failures"], "locked_for": count["locked_for"]}
+        user_id = self.user and self.user["id"]
+        audit.record(conn, "authn_login_lock", user_id=user_id, detail=detail)
+        first = count["failures"] == current_app.config["LOGIN_ACCOUNT_MAX_FAILURES"]
+        if count["key"] == f"user:{user_id}" and first and self.user["email"]:
+            mail.account_locked(conn, self.user["email"], self.user["username"], self.ip)
 
     def succeeded(self, conn):
-        """Close the attempt in the caller's transaction; the account's count starts over."""
-        q.count_login_success(conn, account_key=self.account_key, ip_key=self.ip_key)
+        """Judge the check right, in the caller's transaction: 429 if locked meanwhile, else the
+        account's count (as seen from this address) starts over; an address's count stays, or
+        one good account would let an address guess at every other."""
+        counts = q.judge_login_attempt(conn, **self.keys, failed=False, reset=[self.account_key])
+        if counts and counts[0]["blocked_for"]:
+            raise too_many(counts[0]["blocked_for"])
 
 
-def account_key(user, login=None):
-    """The account's throttle key: its id, or the name tried when it matches no account."""
-    return f"user:{user['id']}" if user else f"login:{login.casefold()}"
-
-
-def admit(conn, key):
-    """Admit a password check against `key` and the client IP, or answer 429 with Retry-After.
-
-    Commit `conn` before checking the password, so that parallel checks see this one.
-    """
-    attempt = Attempt(key)
-    verdict = q.begin_login_attempt(conn, **attempt.keys)
-    if verdict["blocked"]:
-        seconds = verdict["retry_after"]
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many failed password attempts; try again after {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+def admit(conn, user, login=None):
+    """Admit a password check for `user` (None: `login` matches no account), or 429."""
+    known = user is not None and q.is_known_address(
+        conn, user_id=user["id"], ip=client_ip(), days=current_app.config["KNOWN_ADDRESS_DAYS"]
+    )
+    attempt = Attempt(user, login, known)
+    wait = q.login_blocked(conn, keys=attempt.keys["keys"])
+    if wait:
+        raise too_many(wait)
     return attempt
 
 
@@ -80,9 +103,9 @@ def check_current_password(user, password, fail_event):
 
     Returns the attempt, to close with `succeeded` in the transaction that acts on it.
     """
-    with db.transaction() as conn:
-        attempt = admit(conn, account_key(user))
-    if not passwords.verify_password(password, user["password_hash"], current_app.config["PASSWORD_PEPPER"]):
-        attempt.failed(fail_event, user["id"])
+    with db.connection() as conn:
+        attempt = admit(conn, user)
+    if not credentials.verify(user, password):
+        attempt.failed(fail_event)
         raise unauthorized("invalid_credentials", "the current password is wrong")
     return attempt
