@@ -1,18 +1,27 @@
 # Eqeqo Auth API. `make run` serves the demo on :7878; `make test` runs every test.
 # Needs only Python 3.11+ and make: the virtualenv and an embedded PostgreSQL
-# (unless DATABASE_URL is set) are created under this folder.
+# (unless DATABASE_URL is set) are created under this folder. Development only: a
+# production install is requirements.txt, settings, `flask db upgrade` and gunicorn (README).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PSQL   := PGOPTIONS='-c client_min_messages=warning' $(PY) -m db.embedded psql -v ON_ERROR_STOP=1 -q
+FLASK  := $(VENV)/bin/flask --app app
+
+# Development: without a DATABASE_URL of yours, the embedded PostgreSQL under var/pgdata,
+# with the demo data (DEMO=1). Given one, the demo data goes there only with DEMO=1.
+ifeq ($(DATABASE_URL),)
+DEV_ENV := APP_ENV=development DATABASE_URL="$$($(PY) -m devtools.embedded url)" DEMO=1
+else
+DEV_ENV := APP_ENV=development
+endif
 
 JS     := clients/typescript
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install db run test bench lint format postman js-client test-js test-browser stop-db clean
+.PHONY: help install db demo-reset run test bench lint format postman js-client test-js test-browser stop-db clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,12 +34,16 @@ $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 
 install: $(STAMP) ## create .venv with the service, the SDK and the test tools
 
-db: $(STAMP) ## apply the schema and the demo data to the database
-	$(PSQL) -1 -f sql/run_all.sql
-	$(PSQL) -1 -f sql/demo_seed.sql
+db: $(STAMP) ## migrate the database to the latest schema and load the demo data
+	@$(DEV_ENV) $(FLASK) db upgrade
+	@$(DEV_ENV) $(PY) -m devtools.demo seed
 
-run: db ## serve the demo on http://127.0.0.1:7878 under gunicorn
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+demo-reset: $(STAMP) ## restore the demo data as the README has it: users, passwords, grants, ids
+	@$(DEV_ENV) $(PY) -m devtools.demo reset
+
+run: db ## serve the demo on http://127.0.0.1:7878 under gunicorn (log also in var/run.log)
+	@mkdir -p var
+	$(DEV_ENV) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app 2>&1 | tee var/run.log
 
 test: $(STAMP) ## lint, then run the whole test suite against a throwaway PostgreSQL
 	$(VENV)/bin/ruff check .
@@ -76,8 +89,8 @@ test-browser: $(STAMP) js-client ## the login page in headless Chromium, against
 	CHROMIUM=$(CHROMIUM) $(PY) $(JS)/test/run.py demo
 
 stop-db: $(STAMP) ## stop the embedded PostgreSQL
-	$(PY) -m db.embedded stop
+	$(PY) -m devtools.embedded stop
 
 clean: ## remove the virtualenv and the embedded database
-	-$(PY) -m db.embedded stop
+	-$(PY) -m devtools.embedded stop
 	rm -rf $(VENV) var

@@ -36,7 +36,12 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
 
     request_log.configure(app.config["LOG_LEVEL"])
-    warn_about_development_settings(app)
+    config.check(app.config)
+    if app.config["APP_ENV"] == "development":
+        log.warning(
+            "development mode (APP_ENV=development): development secrets allowed%s",
+            "" if app.config["SMTP_HOST"] else ", and mails, reset codes included, are written to the log",
+        )
     db.init_app(app)
     errors.init_app(app)
     request_log.init_app(app)
@@ -55,12 +60,3 @@ def create_app(test_config=None):
 
     register(app)
     return app
-
-
-def warn_about_development_settings(app):
-    """Say loudly at start when a development default is in force."""
-    for key in ("TOKEN_SECRET", "PASSWORD_PEPPER"):
-        if app.config[key] == config.DEVELOPMENT_SECRET:
-            log.warning("%s is the development default; set it in production", key)
-    if not app.config["SMTP_HOST"]:
-        log.warning("SMTP_HOST is not set: mails, reset codes included, are written to the log (development only)")

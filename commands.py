@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 import db
 import jobs
+from db import migrate
 from db import queries as q
 from web import credentials
 from web.errors import ApiError
@@ -63,8 +64,32 @@ def run_jobs():
         worker.stopping.set()
 
 
+@click.group("db")
+def database():
+    """The database schema (sql/migrations)."""
+
+
+@database.command("upgrade")
+@with_appcontext
+def upgrade():
+    """Apply the pending migrations, under an advisory lock; safe to run from several instances at once."""
+    applied = migrate.upgrade(current_app.config["DATABASE_URL"])
+    click.echo(f"applied {', '.join(applied)}" if applied else "the schema is up to date")
+
+
+@database.command("status")
+@with_appcontext
+def status():
+    """List the migrations not applied yet; exit 1 when there are any."""
+    todo = migrate.pending(current_app.config["DATABASE_URL"])
+    click.echo(f"pending: {', '.join(todo)}" if todo else "the schema is up to date")
+    if todo:
+        raise SystemExit(1)
+
+
 def register(app):
     """Attach the commands to the app's CLI."""
+    app.cli.add_command(database)
     app.cli.add_command(create_admin)
     app.cli.add_command(purge)
     app.cli.add_command(run_jobs)

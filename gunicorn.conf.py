@@ -3,12 +3,19 @@
 No preload: each worker builds the app, and so opens its own pool, after the fork.
 """
 
+import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
+from gunicorn import util
+
 import config as app_config  # "config" itself is a gunicorn setting name
+
+# Before anything starts: one line naming what is missing or malformed, and no server.
+app_config.check(vars(app_config))
 
 bind = f"{app_config.SERVER_HOST}:{app_config.SERVER_PORT}"
 workers = app_config.WEB_CONCURRENCY
@@ -45,6 +52,24 @@ logconfig_dict = {
     "loggers": {"gunicorn.error": {"level": app_config.LOG_LEVEL, "handlers": ["stderr"], "propagate": False}},
 }
 
+# gunicorn answers a request it cannot parse itself (a request line past the limit above, a
+# doubled Content-Length, a malformed header): in the contract's JSON shape, not its HTML page.
+PROTOCOL_ERRORS = {400: "bad_request", 413: "payload_too_large", 414: "uri_too_long", 431: "headers_too_large"}
+
+
+def json_protocol_error(sock, status_int, reason, mesg):
+    """Stands in for gunicorn.util.write_error, which the workers call for such requests."""
+    body = json.dumps({"error": PROTOCOL_ERRORS.get(status_int, "bad_request"), "message": f"{reason}: {mesg}"})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Request-ID: {uuid.uuid4().hex}\r\n"
+        f"Content-Length: {len(body) + 1}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body + "\n").encode())
+
+
+util.write_error = json_protocol_error
+
 # Prometheus multiprocess mode: every worker writes its metrics to files in one directory,
 # and /metrics adds them up (web/metrics.py).
 METRICS_DIR_PREFIX = "eqeqo-auth-metrics-"
@@ -67,6 +92,20 @@ def on_starting(server):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
 
 
+def when_ready(server):
+    """Serve every worker's metrics, added up, on METRICS_BIND: a port of its own, so that
+    whoever reaches the API cannot read its counters, and a scrape costs the API nothing."""
+    if app_config.METRICS_BIND == "off":
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    host, port = app_config.METRICS_BIND.rsplit(":", 1)
+    start_http_server(int(port), addr=host, registry=registry)
+    server.log.info("metrics on http://%s/metrics", app_config.METRICS_BIND)
+
+
 def post_worker_init(worker):
     """Start this worker's background jobs (jobs.py: the outbox and the purge)."""
     import jobs  # here, in the worker: the master never loads the app's modules
@@ -75,10 +114,13 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Let the background jobs finish the one at hand."""
+    """Let the background jobs finish the one at hand, then close the worker's connections."""
     import jobs
 
-    jobs.stop(worker.wsgi)
+    app = getattr(worker, "wsgi", None)  # none when the worker died loading it
+    if app is not None:
+        jobs.stop(app)
+        app.extensions["db_pool"].close()
 
 
 def child_exit(server, worker):

@@ -14,11 +14,13 @@ import smtplib
 import threading
 import time
 
+import psycopg
+
 import db
 import mail
 from db import queries as q
 from security.tokens import digest, new_reset_code
-from web import audit
+from web import audit, metrics
 
 log = logging.getLogger("auth.jobs")
 
@@ -113,12 +115,7 @@ def purge(app):
     with app.app_context():
         while True:
             with db.connection() as conn:
-                batch = q.purge_dead_tokens(
-                    conn,
-                    ttl=cfg["TOKEN_TTL_SECONDS"],
-                    max_lifetime=cfg["TOKEN_MAX_LIFETIME_SECONDS"],
-                    batch=cfg["TOKEN_PURGE_BATCH"],
-                )
+                batch = q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"])
             deleted["tokens"] += batch
             if batch < cfg["TOKEN_PURGE_BATCH"]:
                 break
@@ -158,9 +155,12 @@ class Worker:
                 if time.monotonic() - purged_at >= cfg["PURGE_INTERVAL_SECONDS"]:
                     purged_at = time.monotonic()
                     log.info("purged", extra={"deleted": purge(self.app)})
-            except db.OUTAGE_ERRORS as error:
+            except (*db.OUTAGE_ERRORS, psycopg.Error) as error:
+                # Down, or not migrated yet: the next round tries again.
                 log.warning("background jobs wait for the database: %s", type(error).__name__)
                 taken = 0
+            # The pool's gauges stay current for the metrics listener while no request comes.
+            metrics.sample_pool(self.app.extensions["db_pool"])
             if not taken:
                 self.stopping.wait(cfg["JOB_POLL_SECONDS"])
 

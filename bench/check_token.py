@@ -15,11 +15,9 @@ so it never times error pages.
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +30,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 import config
-import local_gunicorn
-from db import embedded
+from devtools import embedded, local_gunicorn
 from security.tokens import digest, new_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,14 +68,7 @@ def create_database(server_url):
         conn.execute(f"drop database if exists {DATABASE} with (force)")
         conn.execute(f"create database {DATABASE}")
     url = server_url.replace("/postgres?", f"/{DATABASE}?")
-    for script in ("sql/run_all.sql", "sql/demo_seed.sql"):
-        subprocess.run(
-            [embedded.psql_path(), "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f", script],
-            cwd=ROOT,
-            # The scripts' "already exists, skipping" notices would bury the figures.
-            env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
-            check=True,
-        )
+    local_gunicorn.load_demo(url)
     return url
 
 
@@ -112,9 +102,12 @@ def seed_sessions(url, token_count):
             (user_ids,),
         )
         sessions = [(new_token(config.TOKEN_SECRET), SAMPLE.choice(user_ids)) for _ in range(token_count)]
-        with conn.cursor().copy("copy auth.tokens_cache (token_hash, user_id, payload) from stdin") as copy:
+        # The deadlines are set by reset_ages before each phase.
+        copy_sql = "copy auth.tokens_cache (token_hash, user_id, payload, expires_at) from stdin"
+        with conn.cursor().copy(copy_sql) as copy:
             for token, user_id in sessions:
-                copy.write_row((digest(token), user_id, Jsonb({"user_id": user_id, "username": f"bench{user_id}"})))
+                payload = Jsonb({"user_id": user_id, "username": f"bench{user_id}"})
+                copy.write_row((digest(token), user_id, payload, "infinity"))
     return sessions
 
 
@@ -128,11 +121,17 @@ def reset_ages(url):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """
-            update auth.tokens_cache
-            set modified_at = case
-                when get_byte(token_hash, 0) < %(due_below)s
-                then now() - make_interval(secs => %(threshold)s + 1 + random() * (%(ttl)s - %(threshold)s) / 2)
-                else now() end
+            with aged as (
+                select token_hash, case
+                    when get_byte(token_hash, 0) < %(due_below)s
+                    then now() - make_interval(secs => %(threshold)s + 1 + random() * (%(ttl)s - %(threshold)s) / 2)
+                    else now() end as modified_at
+                from auth.tokens_cache
+            )
+            update auth.tokens_cache t
+            set modified_at = aged.modified_at, expires_at = aged.modified_at + make_interval(secs => %(ttl)s)
+            from aged
+            where t.token_hash = aged.token_hash
             """,
             {"due_below": DUE_BELOW, "threshold": threshold, "ttl": ttl},
         )

@@ -62,7 +62,7 @@ def login():
             q.rehash_password(conn, user_id=user["id"], credential_version=user["credential_version"], **rehashed)
         q.remember_address(conn, user_id=user["id"], ip=attempt.ip)
         # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
-        q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"], **params)
+        q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"])
         g.token = token
         audit.record(conn, "authn_login_success", user_id=user["id"], detail={"sessions_capped": row["capped"]})
     return {"token": token, **expiry(row["expires_at"]), "payload": payload}
@@ -88,9 +88,7 @@ def logout_all():
     token = require_token()
     params = token_params(token)
     with db.transaction() as conn:
-        row = q.revoke_all_of_token_owner(
-            conn, token_hash=params["token_hash"], ttl=params["ttl"], max_lifetime=params["max_lifetime"]
-        )
+        row = q.revoke_all_of_token_owner(conn, token_hash=params["token_hash"])
         revoked = row["revoked"]
         if revoked:
             audit.record(

@@ -15,20 +15,11 @@ class DatabaseUnavailable(Exception):
     """The database did not answer in time; rendered as 503 service_unavailable."""
 
 
-def database_url(app):
-    """The configured URL, or the embedded server's, started on first use."""
-    if app.config["DATABASE_URL"]:
-        return app.config["DATABASE_URL"]
-    from db import embedded
-
-    return embedded.start(app.config["EMBEDDED_PGDATA"])
-
-
 def init_app(app):
     """Create and open the pool for this process, and close it when the process exits."""
     cfg = app.config
     pool = ConnectionPool(
-        database_url(app),
+        cfg["DATABASE_URL"],
         open=False,
         min_size=cfg["DB_POOL_MIN_SIZE"],
         max_size=cfg["DB_POOL_MAX_SIZE"],

@@ -1,6 +1,7 @@
--- Sessions (sql/30_tokens.sql). A token is live while now() < modified_at + ttl and
--- now() < created_at + max_lifetime, its user is active, and the user's credential version
--- is still the one the token was issued under.
+-- Sessions (auth.tokens_cache). A token is live while now() is before its stored deadline
+-- (expires_at: modified_at + ttl, never past created_at + max_lifetime, fixed when the token
+-- is issued or renewed), its user is active, and the user's credential version is still the
+-- one the token was issued under.
 
 -- name: create_token^
 -- Store a new session under the token's digest, for a user whose password was just checked:
@@ -27,24 +28,23 @@ capped as (
     returning token_hash
 ),
 created as (
-    insert into auth.tokens_cache (token_hash, user_id, payload, credential_version)
-    select %(token_hash)s, id, %(payload)s, credential_version from account
-    returning modified_at, created_at
+    insert into auth.tokens_cache (token_hash, user_id, payload, credential_version, expires_at)
+    select %(token_hash)s, id, %(payload)s, credential_version,
+           now() + make_interval(secs => least(%(ttl)s, %(max_lifetime)s))
+    from account
+    returning expires_at
 )
-select least(modified_at + make_interval(secs => %(ttl)s),
-             created_at + make_interval(secs => %(max_lifetime)s)) as expires_at,
-       (select count(*) from capped) as capped
-from created;
+select expires_at, (select count(*) from capped) as capped from created;
 
 -- name: check_token^
 -- Validate a token for one service, renew it when due, return the user's grants there.
--- One statement, so one round trip; auth.live_token and auth.renew_token (sql/30_tokens.sql)
--- hold the validity and renewal rules. Renewal happens only for an allowed use, and
+-- One statement, so one round trip; auth.live_token and auth.renew_token (the latest
+-- migration that defines them) hold the validity and renewal rules. Renewal happens only for an allowed use, and
 -- writes nothing while the token is fresh.
 -- No row: the token is dead. A row with null roles or user_matches false: no access.
 with live as (
-    select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name
-    from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
+    select t.token_hash, t.user_id, t.expires_at, u.username, u.name
+    from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 service as (
@@ -67,15 +67,14 @@ allowed as (
       and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
 ),
 renewed as (
-    select auth.renew_token((select token_hash from allowed), %(threshold)s) as modified_at
+    select auth.renew_token((select token_hash from allowed), %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
 )
 select live.user_id, live.username, live.name,
        service.id as service_id, service.name as service,
        grants.roles, grants.permissions,
        (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint) as user_matches,
-       renewed.modified_at is not null as renewed,
-       least(coalesce(renewed.modified_at, live.modified_at) + make_interval(secs => %(ttl)s),
-             live.created_at + make_interval(secs => %(max_lifetime)s)) as expires_at
+       renewed.expires_at is not null as renewed,
+       coalesce(renewed.expires_at, live.expires_at) as expires_at
 from live
 left join service on true
 left join grants on true
@@ -85,18 +84,17 @@ cross join renewed;
 -- Validate a token, renew it when due, and return its user with every service's grants.
 -- One statement, with the same rules as check_token.
 with live as (
-    select t.token_hash, t.user_id, t.created_at, t.modified_at, u.username, u.name, u.email
-    from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
+    select t.token_hash, t.user_id, t.expires_at, u.username, u.name, u.email
+    from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 renewed as (
-    select auth.renew_token((select token_hash from live), %(threshold)s) as modified_at
+    select auth.renew_token((select token_hash from live), %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
 )
 select live.user_id, live.username, live.name, live.email,
        auth.user_services(live.user_id) as services,
-       renewed.modified_at is not null as renewed,
-       least(coalesce(renewed.modified_at, live.modified_at) + make_interval(secs => %(ttl)s),
-             live.created_at + make_interval(secs => %(max_lifetime)s)) as expires_at
+       renewed.expires_at is not null as renewed,
+       coalesce(renewed.expires_at, live.expires_at) as expires_at
 from live
 cross join renewed;
 
@@ -108,7 +106,7 @@ delete from auth.tokens_cache where token_hash = %(token_hash)s returning user_i
 -- Logout-all: delete every session of the live token's user; 0 revoked: the token was dead.
 with live as (
     select t.user_id
-    from auth.live_token(%(token_hash)s, %(ttl)s, %(max_lifetime)s) t
+    from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 gone as (
@@ -123,13 +121,13 @@ where user_id = %(user_id)s
   and token_hash is distinct from %(keep_token_hash)s;
 
 -- name: purge_dead_tokens!
--- Delete a batch of expired sessions; rows being renewed are skipped, never waited for.
+-- Delete a batch of sessions past their deadline; rows being renewed are skipped, never waited
+-- for. The deadline is the row's own, so no setting of the caller's can make a live one look dead.
 delete from auth.tokens_cache
 where token_hash in (
     select token_hash
     from auth.tokens_cache
-    where modified_at < now() - make_interval(secs => %(ttl)s)
-       or created_at < now() - make_interval(secs => %(max_lifetime)s)
+    where expires_at <= now()
     limit %(batch)s
     for update skip locked
 );

@@ -1,6 +1,6 @@
 """`make postman`: run the Postman collection with newman against a server of its own.
 
-Serves the demo data from a throwaway embedded PostgreSQL (local_gunicorn.demo_server),
+Serves the demo data from a throwaway embedded PostgreSQL (devtools.local_gunicorn.demo_server),
 runs newman against it, then stops both and removes the data. Exits with newman's status.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import local_gunicorn  # noqa: E402 (after the path is set)
+from devtools import local_gunicorn  # noqa: E402 (after the path is set)
 
 HERE = ROOT / "postman"
 NEWMAN = HERE / "node_modules" / ".bin" / "newman"

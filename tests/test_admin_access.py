@@ -91,7 +91,7 @@ WRITES = [route for route in ROUTES if route.permission.endswith(".write")]
 # Routes reader (who holds only auth.users.read) must not pass.
 NOT_USERS_READ = [route for route in ROUTES if route.permission != USERS_READ]
 # Served by the app but not administration: open, or guarded by the token itself.
-NOT_ADMIN = re.compile(r"^/(auth/|check-token$|healthz$|readyz$|openapi\.json$|metrics$|static/)")
+NOT_ADMIN = re.compile(r"^/(auth/|check-token$|healthz$|readyz$|openapi\.json$)")
 
 
 def row_id(url, ref):
@@ -137,7 +137,7 @@ def dead_token(kind, api, client, test_database):
     else:
         db_rows(
             test_database,
-            "update auth.tokens_cache set modified_at = now() - interval '1 hour' where token_hash = %s",
+            "update auth.tokens_cache set expires_at = now() - interval '1 second' where token_hash = %s",
             [digest(token)],
         )
     return token

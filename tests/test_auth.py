@@ -170,7 +170,7 @@ def test_logout_is_idempotent_for_unknown_revoked_and_expired_tokens(client, tes
     expired = login(client)["token"]
     db_rows(
         test_database,
-        "update auth.tokens_cache set modified_at = now() - interval '1 hour' where token_hash = %s",
+        "update auth.tokens_cache set expires_at = now() - interval '1 second' where token_hash = %s",
         [hashlib.sha256(expired.encode()).digest()],
     )
     assert client.post("/auth/logout", headers={"token": token}).status_code == 200
@@ -250,7 +250,7 @@ def test_logout_all_with_an_expired_token_revokes_nothing(client, test_database)
     survivor = login(client)["token"]
     db_rows(
         test_database,
-        "update auth.tokens_cache set modified_at = now() - interval '1 hour' where token_hash = %s",
+        "update auth.tokens_cache set expires_at = now() - interval '1 second' where token_hash = %s",
         [hashlib.sha256(expired.encode()).digest()],
     )
     response = client.post("/auth/logout-all", headers={"token": expired})

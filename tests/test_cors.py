@@ -128,5 +128,5 @@ def test_without_configured_origins_nothing_is_added(app_factory):
     "origin", ["*", "https://app.example/", "app.example", "https://app.example/login", "https://*.example"]
 )
 def test_only_exact_origins_can_be_configured(app_factory, origin):
-    with pytest.raises(ValueError, match="CORS_ALLOWED_ORIGINS"):
+    with pytest.raises(SystemExit, match="CORS_ALLOWED_ORIGINS"):
         app_factory(CORS_ALLOWED_ORIGINS=[origin])

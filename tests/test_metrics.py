@@ -1,5 +1,6 @@
-"""GET /metrics: Prometheus text without a token, counters that move with requests in the app,
-and totals that add up across the workers of a real gunicorn (multiprocess mode)."""
+"""Prometheus metrics: counters that move with requests in the app, served by gunicorn's master
+on a listener of its own (METRICS_BIND), never on the API's port, with totals that add up
+across the workers of a real gunicorn (multiprocess mode)."""
 
 import json
 import os
@@ -9,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import fixtures
 from tests.fixtures import DEMO, db_rows, start_gunicorn, stop_gunicorn
+from web import metrics
 
 # Test servers leave the control socket of the developer's gunicorn alone.
 GUNICORN_ENV = {"WEB_CONCURRENCY": "2"}
@@ -28,17 +31,22 @@ def value(text, name, **labels):
 
 
 def scrape(client):
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    return response.get_data(as_text=True)
+    """The process's own registry, as the metrics listener would show it."""
+    metrics.sample_pool(client.application.extensions["db_pool"])
+    return generate_latest(REGISTRY).decode()
 
 
-def test_metrics_need_no_token_and_speak_prometheus_text(client):
+def test_the_api_port_serves_no_metrics(client):
     response = client.get("/metrics")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+
+
+def test_the_metrics_listener_speaks_prometheus_text(live_server):
+    response = httpx.get(live_server.metrics_url)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    assert response.headers["Cache-Control"] == "no-store"
-    text = response.get_data(as_text=True)
+    text = response.text
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {
         "auth_http_requests",
@@ -215,8 +223,7 @@ def hit(url, times):
 
 
 def scrape_live(server):
-    with httpx.Client(limits=FRESH_CONNECTIONS, timeout=5) as http:
-        response = http.get(f"{server.url}/metrics")
+    response = httpx.get(server.metrics_url, timeout=5)
     assert response.status_code == 200
     return response.text
 
@@ -233,15 +240,12 @@ def test_totals_add_up_across_workers(metrics_database, mailbox, tmp_path):
                 break
         assert len(served_by(server, "/healthz")) == 2, "one worker answered every request"
 
-        # Whichever worker answers the scrape, it reports every worker's counts.
-        for _ in range(40):
-            text = scrape_live(server)
-            assert value(text, "auth_http_requests_total", method="GET", endpoint="/healthz", status="200") == sent
-            assert value(text, "auth_http_request_duration_seconds_count", method="GET", endpoint="/healthz") == sent
-            assert value(text, "auth_db_pool_max_connections") == 2 * 3
-            if len(served_by(server, "/metrics")) == 2:
-                break
-        assert len(served_by(server, "/metrics")) == 2, "one worker answered every scrape"
+        # The master's listener reports every worker's counts.
+        text = scrape_live(server)
+        assert value(text, "auth_http_requests_total", method="GET", endpoint="/healthz", status="200") == sent
+        assert value(text, "auth_http_request_duration_seconds_count", method="GET", endpoint="/healthz") == sent
+        assert value(text, "auth_db_pool_max_connections") == 2 * 3
+        assert httpx.get(f"{server.url}/metrics").status_code == 404
 
         # A worker dies: its counts stay, its live gauges go (child_exit), its successor adds its own.
         dead = worker_pids(server)[0]
@@ -280,10 +284,10 @@ def test_metrics_start_from_zero_in_a_reused_directory(metrics_database, mailbox
 
 
 def test_login_counts_on_a_live_server(live_server):
-    before = httpx.get(f"{live_server.url}/metrics").text
+    before = scrape_live(live_server)
     response = httpx.post(f"{live_server.url}/auth/login", json={"username": "bob", "password": DEMO["bob"]})
     assert response.status_code == 200
-    after = httpx.get(f"{live_server.url}/metrics").text
+    after = scrape_live(live_server)
     assert (
         value(after, "auth_logins_total", result="success") == value(before, "auth_logins_total", result="success") + 1
     )

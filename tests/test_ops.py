@@ -1,7 +1,9 @@
 """Operations: /healthz without a database, /readyz, /openapi.json, JSON errors for every
 HTTP failure, security headers, and the X-Request-ID of each answer."""
 
+import json
 import re
+import socket
 
 import httpx
 import pytest
@@ -72,7 +74,6 @@ def test_openapi_json_describes_the_contract(client):
         "/healthz",
         "/readyz",
         "/openapi.json",
-        "/metrics",
     } <= set(spec["paths"])
 
 
@@ -135,7 +136,6 @@ def test_an_unexpected_error_is_a_json_500(app):
     ("method", "path", "kwargs", "status"),
     [
         ("get", "/healthz", {}, 200),
-        ("get", "/metrics", {}, 200),
         ("post", "/auth/login", {"json": {"username": "alice", "password": fixtures.DEMO["alice"]}}, 200),
         ("post", "/auth/login", {"json": {"username": "alice", "password": "not-her-password-1"}}, 401),
         ("get", "/users", {}, 401),
@@ -191,3 +191,56 @@ def test_the_live_server_behaves_the_same(live_server):
     healthz = httpx.get(f"{live_server.url}/healthz")
     assert healthz.json() == {"status": "ok"}
     assert healthz.headers["Content-Type"] == "application/json"
+
+
+# --- what gunicorn answers itself, and chunked bodies, on a live server ----------------------
+
+
+def raw_exchange(server, request_bytes):
+    """Send raw bytes to the live server; the status and the JSON body of its answer."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_long_query_string_reaches_the_app(live_server):
+    status, body = raw_exchange(
+        live_server, b"GET /users?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert (status, body["error"]) == (401, "missing_token")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GET /users?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            400,
+            "bad_request",
+        ),
+    ],
+    ids=["request line past gunicorn's limit", "doubled Content-Length"],
+)
+def test_what_gunicorn_refuses_itself_is_answered_in_json(live_server, request_bytes, status, code):
+    assert raw_exchange(live_server, request_bytes)[0] == status
+    assert raw_exchange(live_server, request_bytes)[1]["error"] == code
+
+
+def test_a_chunked_body_over_the_limit_is_413(live_server):
+    body = b'{"username": "' + b"a" * 70_000 + b'", "password": "x"}'
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(part), part) for part in (body[i : i + 8192] for i in range(0, len(body), 8192))
+    )
+    status, answer = raw_exchange(
+        live_server,
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\n\r\n" + chunks + b"0\r\n\r\n",
+    )
+    assert (status, answer["error"]) == (413, "payload_too_large")

@@ -1,42 +1,33 @@
 """The SQL scripts, the demo data, the named queries and the command-line tasks."""
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 import config
-from db import embedded
+from db import migrate
 from db import queries as q
+from devtools import demo
 from security.passwords import verify_password
 from tests.fixtures import DEMO, ROOT, db_rows
 
 
-def run_script(url, script):
-    subprocess.run(
-        [embedded.psql_path(), "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f", script],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-
-
-def test_schema_and_demo_data_can_be_applied_again(postgres):
+def test_migrations_and_demo_data_can_be_applied_again(postgres):
     url = postgres.create_database("auth_rerun")
     before = db_rows(url, "select count(*) as n from auth.users")[0]["n"]
-    run_script(url, "sql/run_all.sql")
-    run_script(url, "sql/demo_seed.sql")
+    assert migrate.upgrade(url) == []
+    demo.seed(url)
     assert db_rows(url, "select count(*) as n from auth.users")[0]["n"] == before == 4
     assert db_rows(url, "select count(*) as n from auth.role_permissions")[0]["n"] == 6 + 5
 
 
-def test_schema_alone_has_no_demo_users_but_the_auth_service_and_admin_role(postgres):
+def test_the_schema_alone_has_no_demo_users_but_the_auth_service_and_admin_role(postgres):
     url = postgres.url("postgres")
     db_rows(url, "drop database if exists auth_bare with (force)")
     db_rows(url, "create database auth_bare")
     bare = postgres.url("auth_bare")
-    run_script(bare, "sql/run_all.sql")
+    assert migrate.upgrade(bare) == sorted(path.name.removesuffix(".sql") for path in migrate.MIGRATIONS.glob("*.sql"))
     assert db_rows(bare, "select count(*) as n from auth.users")[0]["n"] == 0
     permissions = db_rows(
         bare,
@@ -97,8 +88,9 @@ def test_create_admin_refuses_bad_input(app, username, password, says):
 
 def test_purge_deletes_only_dead_tokens(app, api, test_database):
     live, dead, old = api.login("alice"), api.login("bob"), api.login("admin")
-    db_rows(test_database, "update auth.tokens_cache set modified_at = now() - interval '1 hour' where user_id = 3")
-    db_rows(test_database, "update auth.tokens_cache set created_at = now() - interval '13 hours' where user_id = 1")
+    db_rows(
+        test_database, "update auth.tokens_cache set expires_at = now() - interval '1 second' where user_id in (1, 3)"
+    )
     result = app.test_cli_runner().invoke(args=["purge"])
     assert result.exit_code == 0
     assert "purged 2 tokens" in result.output
@@ -107,14 +99,30 @@ def test_purge_deletes_only_dead_tokens(app, api, test_database):
     assert live and dead and old
 
 
+def test_a_purge_with_a_shorter_ttl_than_the_servers_deletes_no_live_token(app, app_factory, api, test_database):
+    tokens = [api.login("alice"), api.login("bob")]
+    db_rows(test_database, "update auth.tokens_cache set modified_at = now() - interval '10 seconds'")
+    impatient = app_factory(TOKEN_TTL_SECONDS=1, TOKEN_MAX_LIFETIME_SECONDS=1)
+
+    result = impatient.test_cli_runner().invoke(args=["purge"])
+
+    assert "purged 0 tokens" in result.output
+    client = app.test_client()
+    assert [client.get("/auth/profile", headers={"token": token}).status_code for token in tokens] == [200, 200]
+
+
 def test_login_purges_dead_tokens(api, test_database):
     api.login("bob")
-    db_rows(test_database, "update auth.tokens_cache set modified_at = now() - interval '1 hour'")
+    db_rows(test_database, "update auth.tokens_cache set expires_at = now() - interval '1 second'")
     api.login("alice")
     assert [row["user_id"] for row in db_rows(test_database, "select user_id from auth.tokens_cache")] == [2]
 
 
-SOURCES = [p for p in ROOT.rglob("*.py") if not {".venv", "var", "clients", "tests", "bench"} & set(p.parts)]
+SOURCES = [
+    p
+    for p in ROOT.rglob("*.py")
+    if not {".venv", "var", "clients", "tests", "bench", "devtools", "node_modules"} & set(p.parts)
+]
 
 
 def test_every_query_the_code_calls_exists():

@@ -55,13 +55,17 @@ class Rows:
         return found[0] if found else None
 
     def age(self, token, modified=0, created=None):
-        """Move modified_at (and created_at) that many seconds into the past."""
+        """Move modified_at (and created_at) that many seconds into the past, and the deadline with
+        them, as the server would have set it then."""
         created = modified if created is None else created
         db_rows(
             self.url,
-            "update auth.tokens_cache set modified_at = now() - make_interval(secs => %s),"
-            " created_at = now() - make_interval(secs => %s) where token_hash = %s",
-            [modified, created, digest(token)],
+            "update auth.tokens_cache set modified_at = now() - make_interval(secs => %(modified)s),"
+            " created_at = now() - make_interval(secs => %(created)s),"
+            " expires_at = least(now() - make_interval(secs => %(modified)s) + make_interval(secs => %(ttl)s),"
+            "                    now() - make_interval(secs => %(created)s) + make_interval(secs => %(cap)s))"
+            " where token_hash = %(hash)s",
+            {"modified": modified, "created": created, "ttl": TTL, "cap": MAX_LIFETIME, "hash": digest(token)},
         )
 
     def of_user(self, username):

@@ -1,28 +1,16 @@
-"""Prometheus metrics at GET /metrics: requests, latency, token checks, logins and the pool.
+"""Prometheus metrics: requests, latency, token checks, logins, recoveries and the pool.
 
 Under gunicorn each worker writes its numbers to files in PROMETHEUS_MULTIPROC_DIR
-(gunicorn.conf.py makes the directory fresh at start), and whichever worker answers a
-scrape adds up every worker's files. Without that variable (tests, `flask run`) the
-process serves its own registry. A request costs a few counter increments; the pool's
-stats are copied into the gauges at most once a second, and at every scrape.
+(gunicorn.conf.py makes the directory fresh at start), and the master serves their sum on
+its own listener, METRICS_BIND, never on the API's port. Without that variable (tests,
+`flask run`) the process keeps its own registry. A request costs a few counter increments;
+the pool's stats are copied into the gauges at most once a second.
 """
 
-import os
 import time
 
-from flask import Blueprint, Response, current_app, g, request
-from prometheus_client import (
-    CONTENT_TYPE_PLAIN_0_0_4,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
-
-bp = Blueprint("metrics", __name__)
+from flask import current_app, g, request
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter("auth_http_requests", "HTTP requests by method, route and status.", ["method", "endpoint", "status"])
 LATENCY = Histogram(
@@ -91,21 +79,7 @@ def _count(response):
     return response
 
 
-@bp.get("/metrics")
-def metrics():
-    """Every worker's metrics in the Prometheus text format; no token, as scrapers hold none."""
-    sample_pool(current_app.extensions["db_pool"])
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    # The classic text format, which every Prometheus reads; OpenMetrics is not offered.
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
-
-
 def init_app(app):
-    """Count every request, and serve /metrics."""
+    """Count every request."""
     app.after_request(_count)
-    app.register_blueprint(bp)
     sample_pool(app.extensions["db_pool"])

@@ -28,8 +28,6 @@ def configure(level):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # pgserver narrates every process that touches the embedded server; only its warnings matter.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def _start():

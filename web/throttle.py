@@ -1,10 +1,10 @@
 """Brute-force throttling of password checks (login, password change, one's own credentials).
 
 A check is admitted while none of its keys is locked (a plain read, before the slow bcrypt
-call) and judged after it (auth.judge_login_attempt, sql/40_security.sql): only a judged
-failure counts, so a database outage in between never does, and an attempt judged while
-parallel attempts have locked a key meanwhile gets 429 whatever its password, so at most
-the limit of parallel guesses get an answer that depends on the password.
+call) and judged after it (auth.judge_login_attempt, sql/migrations/0003.credentials.sql):
+only a judged failure counts, so a database outage in between never does, and an attempt
+judged while parallel attempts have locked a key meanwhile gets 429 whatever its password,
+so at most the limit of parallel guesses get an answer that depends on the password.
 
 The keys: the client address ("ip:<address>"), and the account: "user:<id>" for an address
 new to it, "user:<id>@<address>" for an address that logged into it within

@@ -152,6 +152,10 @@ def json_body(optional=False):
     from headers or the query string instead).
     """
     raw = request.get_data(cache=True)
+    # A chunked body has no Content-Length to refuse up front: the stream stops at the limit,
+    # so a body that reaches it was longer.
+    if request.content_length is None and len(raw) >= request.max_content_length:
+        raise ApiError(413, "payload_too_large", "the request body is too large")
     if not raw:
         if optional:
             return {}

@@ -1,4 +1,4 @@
-"""The example stock backend (examples/stock_api.py) against the live auth service."""
+"""The example stock backend (clients/python/examples/stock_api.py) against the live auth service."""
 
 import importlib.util
 import os
@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "stock_api.py"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "stock_api.py"
 
 
 @pytest.fixture
 def stock_api(auth_url, monkeypatch):
-    """The example's Flask app, loaded as `python examples/stock_api.py` would run it."""
+    """The example's Flask app, loaded as `python clients/python/examples/stock_api.py` would run it."""
     monkeypatch.setenv("AUTH_BASE_URL", auth_url)
     spec = importlib.util.spec_from_file_location("stock_api_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)

@@ -9,7 +9,7 @@ import {
   errorFromResponse,
 } from "../dist/index.js";
 
-// The services, from ?auth=...&stock=..., else where `make run` and examples/stock_api.py listen.
+// The services, from ?auth=...&stock=..., else where `make run` and clients/python/examples/stock_api.py listen.
 const params = new URLSearchParams(location.search);
 const stockUrl = params.get("stock") ?? "http://127.0.0.1:7880";
 const auth = new AuthClient({

@@ -1,8 +1,8 @@
 """`make test-js` and `make test-browser`: `node --test` against servers of their own.
 
-Serves the demo data from a throwaway database (local_gunicorn.demo_server), with CORS open
+Serves the demo data from a throwaway database (devtools.local_gunicorn.demo_server), with CORS open
 to the origin the login page is to be served from, and the example stock backend
-(examples/stock_api.py) protected by it. Then runs `node --test` on every *.test.js in the
+(clients/python/examples/stock_api.py) protected by it. Then runs `node --test` on every *.test.js in the
 folder given, in clients/typescript, with this in the environment:
 
     AUTH_BASE_URL    the auth service
@@ -29,17 +29,21 @@ HERE = Path(__file__).resolve().parent.parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-import local_gunicorn  # noqa: E402 (after the path is set)
+from devtools import local_gunicorn  # noqa: E402 (after the path is set)
 
 
 @contextlib.contextmanager
 def stock_backend(auth_url, page_origin, log_path):
-    """examples/stock_api.py on a spare port, asking `auth_url`; yields its URL."""
+    """The SDK's example stock backend on a spare port, asking `auth_url`; yields its URL."""
     port = local_gunicorn.free_port()
     env = {**os.environ, "AUTH_BASE_URL": auth_url, "PORT": str(port), "CORS_ALLOWED_ORIGINS": page_origin}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "examples/stock_api.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "clients/python/examples/stock_api.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

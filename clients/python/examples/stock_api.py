@@ -2,7 +2,7 @@
 
 Run it against a running auth service:
 
-    AUTH_BASE_URL=http://127.0.0.1:7878 python examples/stock_api.py
+    AUTH_BASE_URL=http://127.0.0.1:7878 python clients/python/examples/stock_api.py
 
 then, with a token from POST /auth/login (alice holds stock.read, not stock.write):
 

@@ -1,14 +1,15 @@
-"""The embedded PostgreSQL used when DATABASE_URL is unset (development and tests).
+"""The embedded PostgreSQL of development and the tests, for when no DATABASE_URL is given.
 
-The server binaries come from the PyPI package `pgserver`; the data lives under the work
-tree (var/pgdata by default) and the server keeps running between commands, listening on
-a Unix socket only. Run as a script for the Makefile:
+The server binaries come from the PyPI package `pgserver` (a development requirement); the
+data lives under the work tree (var/pgdata by default) and the server keeps running between
+commands, listening on a Unix socket only. Run as a script for the Makefile:
 
-    python -m db.embedded url            print the connection URL (starting the server)
-    python -m db.embedded psql ARGS...   run the bundled psql against it
-    python -m db.embedded stop           stop the server
+    python -m devtools.embedded url            print the connection URL (starting the server)
+    python -m devtools.embedded psql ARGS...   run the bundled psql against it
+    python -m devtools.embedded stop           stop the server
 """
 
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 def _server(pgdata):
     # platformdirs warns about XDG_RUNTIME_DIR on servers; pgserver's fallback is fine.
     warnings.filterwarnings("ignore", module="platformdirs")
+    # pgserver narrates every process that touches the embedded server; only its warnings matter.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     import pgserver
 
     Path(pgdata).parent.mkdir(parents=True, exist_ok=True)

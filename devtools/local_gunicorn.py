@@ -19,9 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import config
-from db import embedded
+from db import migrate
+from devtools import demo, embedded
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port():
@@ -32,10 +33,10 @@ def free_port():
 
 
 class Server:
-    """A started gunicorn: its base URL, its master process, and its captured output."""
+    """A started gunicorn: its base URL, its metrics URL, its master process, and its captured output."""
 
-    def __init__(self, url, process, log_path):
-        self.url, self.process, self.log_path = url, process, Path(log_path)
+    def __init__(self, url, metrics_url, process, log_path):
+        self.url, self.metrics_url, self.process, self.log_path = url, metrics_url, process, Path(log_path)
 
     def log(self):
         """Everything the server wrote so far."""
@@ -61,17 +62,19 @@ def ready(url):
 
 
 def start(env, log_path, timeout=30):
-    """Start gunicorn with `env` (strings) on a spare port; RuntimeError with its log if it fails."""
-    port = free_port()
+    """Start gunicorn with `env` (strings) on spare ports (the API's and the metrics'); RuntimeError
+    with its log if it fails."""
+    port, metrics_port = free_port(), free_port()
+    ports = {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "METRICS_BIND": f"127.0.0.1:{metrics_port}"}
     with Path(log_path).open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
-            env={**os.environ, **env, "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port)},
+            env={**os.environ, **env, **ports},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    server = Server(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", process, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         if ready(server.url):
@@ -83,17 +86,14 @@ def start(env, log_path, timeout=30):
 
 def load_demo(url):
     """The schema and the demo data, as `make db` applies them."""
-    for script in ("sql/run_all.sql", "sql/demo_seed.sql"):
-        subprocess.run(
-            [embedded.psql_path(), "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f", script],
-            cwd=ROOT,
-            check=True,
-        )
+    migrate.upgrade(url)
+    demo.seed(url)
 
 
 def demo_environment(url):
     """The demo server's settings: its own database, and nothing from `.env` that matters."""
     return {
+        "APP_ENV": "development",
         "DATABASE_URL": url,
         # The demo users' hashes were made with the development pepper.
         "PASSWORD_PEPPER": config.DEVELOPMENT_SECRET,

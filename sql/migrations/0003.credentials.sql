@@ -1,36 +1,35 @@
--- Password-reset codes, stored as digests. A code is bound to the address it was mailed to
--- and to the user's credential version then: an email change, a password change, or
--- disabling the user voids it. A row is spent by setting used_at; rows stay for a day so
--- the per-hour mail limit can count them.
-create table if not exists auth.password_reset_codes (
-    code_hash  bytea primary key,
-    user_id    bigint not null references auth.users on delete cascade,
-    created_at timestamptz not null default now(),
-    expires_at timestamptz not null,
-    used_at    timestamptz
-);
-create index if not exists password_reset_codes_user_idx on auth.password_reset_codes (user_id, created_at);
-alter table auth.password_reset_codes add column if not exists email text;
-alter table auth.password_reset_codes add column if not exists credential_version integer;
+-- The credential lifecycle (web/credentials.py, web/throttle.py, jobs.py).
+
+-- credential_version: moved on by every password change and by disabling or enabling the
+-- user. Sessions and reset codes record the version they were issued under and die with it,
+-- so a login or a reset racing a change cannot outlive it.
+-- pepper_id: which PASSWORD_PEPPER the hash was made with (security/passwords.py); null for
+-- hashes from before it was recorded, which used the oldest pepper configured.
+alter table auth.users add column credential_version integer not null default 1;
+alter table auth.users add column pepper_id text;
+alter table auth.tokens_cache add column credential_version integer not null default 1;
+
+-- A reset code is bound to the address it was mailed to and to the user's credential
+-- version then. Codes from before could be neither; they expire now.
+alter table auth.password_reset_codes add column email text;
+alter table auth.password_reset_codes add column credential_version integer;
+update auth.password_reset_codes set expires_at = now() where expires_at > now();
 
 -- Failed password checks within a window, one row per key (web/throttle.py): an account
 -- ("user:<id>"), an account seen from an address that logged into it lately
 -- ("user:<id>@<address>"), a name that matches no account ("login:<name>", so it behaves
 -- like one), and a client address ("ip:<address>"). A row whose window has passed and
--- whose lock is over counts nothing and is purged.
-create table if not exists auth.login_failures (
-    key             text primary key,
-    failures        integer not null default 0,
-    last_failure_at timestamptz not null default now(),
-    locked_until    timestamptz
-);
-alter table auth.login_failures drop column if exists in_flight;
-alter table auth.login_failures drop column if exists in_flight_at;
+-- whose lock is over counts nothing and is purged. Attempts are no longer counted before
+-- they are judged.
+alter table auth.login_failures drop column in_flight;
+alter table auth.login_failures drop column in_flight_at;
+drop function auth.begin_login_attempt(text[], int[], int[]);
+drop function auth.count_login_failure(text[], int[], int[], int, int);
 
 -- The addresses each account logged in from successfully, and when last. Within
 -- KNOWN_ADDRESS_DAYS such an address is not stopped by the account-wide lock, so a guesser
 -- elsewhere cannot lock the owner out.
-create table if not exists auth.login_addresses (
+create table auth.login_addresses (
     user_id       bigint not null references auth.users on delete cascade,
     ip            text not null,
     last_login_at timestamptz not null default now(),
@@ -39,28 +38,28 @@ create table if not exists auth.login_addresses (
 
 -- Requests counted per key within a fixed window, for limits on requests that are not
 -- password checks (password recovery: "forgot-ip:<address>", "forgot-login:<name>").
-create table if not exists auth.request_counts (
+create table auth.request_counts (
     key          text primary key,
     window_start timestamptz not null default now(),
     count        integer not null default 0
 );
 
--- Who did what, kept after the user is deleted, hence no foreign keys.
-create table if not exists auth.audit_events (
-    id       bigint generated always as identity primary key,
-    event    text not null,
-    user_id  bigint,
-    actor_id bigint,
-    ip       text,
-    at       timestamptz not null default now(),
-    detail   jsonb not null default '{}'
+-- Work for the background worker (jobs.py), written in the transaction of the change that
+-- asks for it, so none is lost: mails ("mail": to, subject, text) and password-recovery
+-- requests ("reset_request": the login as typed and the client address; the worker makes
+-- the code when it sends, so no code is ever stored but as a digest). A job is claimed by
+-- moving next_attempt_at past a lease, retried with backoff, and done when done_at is set.
+create table auth.outbox (
+    id              bigint generated always as identity primary key,
+    kind            text not null,
+    payload         jsonb not null,
+    created_at      timestamptz not null default now(),
+    attempts        integer not null default 0,
+    next_attempt_at timestamptz not null default now(),
+    last_error      text,
+    done_at         timestamptz
 );
-create index if not exists audit_events_at_idx on auth.audit_events (at desc);
-create index if not exists audit_events_user_idx on auth.audit_events (user_id, at desc);
-create index if not exists audit_events_event_idx on auth.audit_events (event, at desc);
-
-drop function if exists auth.begin_login_attempt(text[], int[], int[]);
-drop function if exists auth.count_login_failure(text[], int[], int[], int, int);
+create index outbox_due_idx on auth.outbox (next_attempt_at) where done_at is null;
 
 -- Throttling judges an attempt after its password check, never before: the check is admitted
 -- while none of its keys is locked (a plain read), and auth.judge_login_attempt then decides,
