@@ -51,7 +51,7 @@ test: $(STAMP) ## lint, then run the whole test suite against a throwaway Postgr
 	$(VENV)/bin/pytest
 
 bench: $(STAMP) ## benchmark /check-token against a trivial endpoint
-	$(PY) -m bench.check_token
+	APP_ENV=development $(PY) -m bench.check_token
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check .

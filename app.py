@@ -1,29 +1,31 @@
 """The application factory: config, pool, blueprints, JSON errors, CLI commands."""
 
-import datetime
 import logging
 
+import flask.json.provider
+import orjson
 from flask import Flask
-from flask.json.provider import DefaultJSONProvider
 
 import config
 import db
 from blueprints import audit, auth, health, links, passwords, rbac, tokens, users
-from web import cors, errors, metrics, request_log
+from web import answers, cors, errors, hot_path, metrics, request_log
 
 log = logging.getLogger("auth.app")
 
 
-class JSONProvider(DefaultJSONProvider):
-    """Timestamps as ISO 8601 (the contract's format), and bodies keep their field order."""
+class JSONProvider(flask.json.provider.JSONProvider):
+    """Answers encoded as web/answers.py encodes every answer."""
 
-    sort_keys = False
+    def dumps(self, obj, **kwargs):
+        return answers.dumps(obj).decode()
 
-    @staticmethod
-    def default(value):
-        if isinstance(value, datetime.datetime):
-            return value.isoformat()
-        return DefaultJSONProvider.default(value)
+    def loads(self, s, **kwargs):
+        return orjson.loads(s)
+
+    def response(self, *args, **kwargs):
+        body = answers.json_bytes(self._prepare_response_obj(args, kwargs))
+        return self._app.response_class(body, mimetype="application/json")
 
 
 def create_app(test_config=None):
@@ -52,9 +54,11 @@ def create_app(test_config=None):
 
     @app.after_request
     def security_headers(response):
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        for name, value in answers.SECURITY_HEADERS:
+            response.headers[name] = value
         return response
+
+    app.wsgi_app = hot_path.HotPath(app)
 
     from commands import register
 

@@ -1,23 +1,34 @@
-"""`make bench`: /check-token and /auth/profile next to a trivial endpoint on the same gunicorn.
+"""`make bench`: /check-token and /auth/profile next to a trivial Flask endpoint, in one run.
 
 Builds a throwaway database (auth_bench) on an embedded PostgreSQL of its own (var/pgbench),
 fills it with live tokens of many users, serves it with gunicorn.conf.py on a spare port,
-and loads each endpoint in turn for a fixed time from one asyncio process with keep-alive
-connections. Prints requests/s, p50, p99 and the server's CPU time a request per endpoint,
-their ratios to GET /healthz (which touches no database), the renewals written, the
-workers' memory and the size of tokens_cache. Any answer other than 200 fails the run,
-so it never times error pages.
+and serves bench/trivial.py (a Flask JSON POST with nothing else) with the same worker
+class, workers, threads and keep-alive. Then loads each target in turn for a fixed time, in
+interleaved rounds, from one asyncio process, with keep-alive connections (or a new one per
+request), and once more with a single client for the latency of one request alone. Prints requests/s, p50,
+p99, and the CPU time a request costs the server's workers and PostgreSQL, per target; the
+renewals written; the workers' memory; and last the line
 
-    python -m bench.check_token                               # 100k tokens, 12 s an endpoint
+    ratio check-token/trivial throughput=<x> server_cpu=<y>
+
+Any answer other than 200 fails the run, so it never times error pages.
+
+    python -m bench.check_token                               # 100k tokens, 10 s a target
     python -m bench.check_token --seconds 3 --tokens 5000     # a quick look
+    python -m bench.check_token --gunicorn-args="--worker-class sync --workers 4 --threads 1"
 """
 
 import argparse
 import asyncio
+import contextlib
+import datetime
 import json
 import random
 import re
+import shlex
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,11 +59,24 @@ def parse_args(argv):
     parser.add_argument(
         "--seconds",
         type=float,
-        default=12,
-        help="measured time per endpoint (default 12; keep it under TOKEN_RENEW_THRESHOLD_SECONDS)",
+        default=10,
+        help="measured time per target (default 10; keep it under TOKEN_RENEW_THRESHOLD_SECONDS)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the time of each target is split over (default 3)"
     )
     parser.add_argument("--tokens", type=int, default=100_000, help="live tokens in the table (default 100000)")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive clients (default 16)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument(
+        "--fresh-connections",
+        action="store_true",
+        help="open a new connection for every request, as a backend without keep-alive does",
+    )
+    parser.add_argument(
+        "--gunicorn-args",
+        default="",
+        help="gunicorn options for both servers on top of gunicorn.conf.py, e.g. '--worker-class sync'",
+    )
     parser.add_argument(
         "--pgdata",
         type=Path,
@@ -102,12 +126,13 @@ def seed_sessions(url, token_count):
             (user_ids,),
         )
         sessions = [(new_token(config.TOKEN_SECRET), SAMPLE.choice(user_ids)) for _ in range(token_count)]
-        # The deadlines are set by reset_ages before each phase.
+        # Live for the whole run; reset_ages sets the deadlines again before each phase.
         copy_sql = "copy auth.tokens_cache (token_hash, user_id, payload, expires_at) from stdin"
+        until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
         with conn.cursor().copy(copy_sql) as copy:
             for token, user_id in sessions:
                 payload = Jsonb({"user_id": user_id, "username": f"bench{user_id}"})
-                copy.write_row((digest(token), user_id, payload, "infinity"))
+                copy.write_row((digest(token), user_id, payload, until))
     return sessions
 
 
@@ -183,20 +208,23 @@ def cpu_seconds(parent):
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection, with just enough of the protocol for these endpoints.
+    """One HTTP/1.1 connection, with just enough of the protocol for these endpoints; kept alive,
+    or closed after each answer (`fresh`).
 
     Not httpx: its AsyncClient spent about 1-2 ms of CPU a request here, so on two cores the
     load generator, not the service, set the pace. This costs about 50 us a request.
     """
 
-    def __init__(self, port):
-        self.port, self.reader, self.writer = port, None, None
+    def __init__(self, port, fresh=False):
+        self.port, self.fresh, self.reader, self.writer = port, fresh, None, None
 
     async def request(self, method, path, body=None, headers=()):
         """Send one request and return (status, body bytes); reconnects when the server closed."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}", *headers]
+        if self.fresh:
+            lines.append("Connection: close")
         if body is not None:
             lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         self.writer.write("\r\n".join([*lines, "", ""]).encode() + (body or b""))
@@ -209,7 +237,7 @@ class Connection:
         except (ConnectionError, asyncio.IncompleteReadError):
             self.close()
             raise
-        if "\r\nconnection: close" in head:
+        if self.fresh or "\r\nconnection: close" in head:
             self.close()
         return int(head[9:12]), content
 
@@ -220,10 +248,22 @@ class Connection:
 
 
 @dataclass
-class Phase:
-    """What one endpoint's run measured."""
+class Target:
+    """One endpoint to load: its name, its server's port and master process, and its request."""
 
     name: str
+    port: int
+    server: psutil.Process  # gunicorn's master; its children are the workers
+    send: object  # coroutine function (connection) -> (status, body)
+    renews: bool = False  # whether its answers say "renewed"
+
+
+@dataclass
+class Phase:
+    """What one run of a target measured."""
+
+    target: Target
+    clients: int
     latencies: list = field(default_factory=list)  # seconds, one per 200 answer
     failures: dict = field(default_factory=dict)  # status (or error name) -> count
     renewed: int = 0  # answers saying "renewed": true
@@ -231,8 +271,16 @@ class Phase:
     fresh_written: int = 0  # of those, tokens that were fresh when it started
     elapsed: float = 0.0
     client_cpu: float = 0.0  # this process's CPU seconds over the run
-    app_cpu: float = 0.0  # the gunicorn workers' CPU seconds over the run
+    app_cpu: float = 0.0  # the target server's workers' CPU seconds over the run
     db_cpu: float = 0.0  # PostgreSQL's CPU seconds over the run
+
+    def add(self, other):
+        """Take in the figures of another round of the same target."""
+        self.latencies += other.latencies
+        for status, count in other.failures.items():
+            self.failures[status] = self.failures.get(status, 0) + count
+        for name in ("renewed", "written", "fresh_written", "elapsed", "client_cpu", "app_cpu", "db_cpu"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def cpu_ms(self, seconds):
         """CPU milliseconds a request: unlike throughput, barely moved by other load on the machine."""
@@ -247,37 +295,44 @@ class Phase:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def requests_for(sessions):
-    """The three requests measured: name -> coroutine function(connection) -> (status, body)."""
+def targets(trivial, service, sessions):
+    """The four targets: the trivial anchor, /healthz, /check-token and /auth/profile."""
+    trivial_port, trivial_server = trivial
+    port, server = service
 
-    async def healthz(conn):
-        return await conn.request("GET", "/healthz")
-
-    async def check_token(conn):
+    async def anchor(conn):
         token, user_id = SAMPLE.choice(sessions)
         body = json.dumps({"token": token, "service_id": SERVICE, "user_id": user_id}).encode()
         return await conn.request("POST", "/check-token", body)
+
+    async def healthz(conn):
+        return await conn.request("GET", "/healthz")
 
     async def profile(conn):
         token, _ = SAMPLE.choice(sessions)
         return await conn.request("GET", "/auth/profile", headers=[f"token: {token}"])
 
-    return {"GET /healthz": healthz, "POST /check-token": check_token, "GET /auth/profile": profile}
+    return [
+        Target("trivial Flask POST", trivial_port, trivial_server, anchor),
+        Target("GET /healthz", port, server, healthz),
+        Target("POST /check-token", port, server, anchor, renews=True),
+        Target("GET /auth/profile", port, server, profile, renews=True),
+    ]
 
 
-async def load(servers, port, name, send, seconds, clients):
-    """`clients` connections send `send` back to back for `seconds`; each times its own requests."""
-    phase = Phase(name)
-    app, db = servers
-    started, cpu, app_cpu, db_cpu = time.perf_counter(), time.process_time(), cpu_seconds(app), cpu_seconds(db)
+async def load(target, postgres, seconds, clients, fresh):
+    """`clients` connections send the target's request back to back for `seconds`; each times its own."""
+    phase = Phase(target, clients)
+    started, cpu = time.perf_counter(), time.process_time()
+    app_cpu, db_cpu = cpu_seconds(target.server), cpu_seconds(postgres)
     deadline = started + seconds
 
     async def one_client():
-        conn = Connection(port)
+        conn = Connection(target.port, fresh)
         while time.perf_counter() < deadline:
             sent = time.perf_counter()
             try:
-                status, content = await send(conn)
+                status, content = await target.send(conn)
             except (ConnectionError, asyncio.IncompleteReadError) as error:
                 status = type(error).__name__
             took = time.perf_counter() - sent
@@ -285,28 +340,33 @@ async def load(servers, port, name, send, seconds, clients):
                 phase.failures[status] = phase.failures.get(status, 0) + 1
                 continue
             phase.latencies.append(took)
-            if name != "GET /healthz":
+            if target.renews:
                 phase.renewed += json.loads(content)["renewed"]
         conn.close()
 
     await asyncio.gather(*(one_client() for _ in range(clients)))
     phase.elapsed = time.perf_counter() - started
     phase.client_cpu = time.process_time() - cpu
-    phase.app_cpu, phase.db_cpu = cpu_seconds(app) - app_cpu, cpu_seconds(db) - db_cpu
+    phase.app_cpu, phase.db_cpu = cpu_seconds(target.server) - app_cpu, cpu_seconds(postgres) - db_cpu
     return phase
 
 
-async def run_phases(servers, port, url, sessions, args):
-    """Warm every endpoint up, then measure each after resetting the token ages."""
-    requests = requests_for(sessions)
-    for name, send in requests.items():
-        await load(servers, port, name, send, min(2.0, args.seconds / 2), args.clients)
-    phases = []
-    for name, send in requests.items():
-        since = reset_ages(url)
-        phase = await load(servers, port, name, send, args.seconds, args.clients)
-        phase.written, phase.fresh_written = renewals_written(url, since)
-        phases.append(phase)
+async def run_phases(all_targets, postgres, url, args):
+    """Warm every target up, then measure each with all clients, and the anchor and check-token
+    with one, resetting the token ages before each. The time of each is split over
+    `args.rounds` interleaved rounds, each on new connections, whose figures are added up: a
+    round whose keep-alive connections happened to land on one worker weighs in once, not
+    for the whole run."""
+    for target in all_targets:
+        await load(target, postgres, min(2.0, args.seconds / 2), args.clients, args.fresh_connections)
+    runs = [(target, args.clients) for target in all_targets] + [(all_targets[0], 1), (all_targets[2], 1)]
+    phases = [Phase(target, clients) for target, clients in runs]
+    for _ in range(args.rounds):
+        for total, (target, clients) in zip(phases, runs, strict=True):
+            since = reset_ages(url)
+            phase = await load(target, postgres, args.seconds / args.rounds, clients, args.fresh_connections)
+            phase.written, phase.fresh_written = renewals_written(url, since)
+            total.add(phase)
     return phases
 
 
@@ -318,39 +378,93 @@ def mib(size):
     return f"{size / 2**20:.1f} MiB"
 
 
-def report(phases, rss, sizes, args):
-    print(f"{args.tokens} live tokens of {USERS} users; {args.clients} keep-alive clients; {args.seconds:g} s each")
+def report(phases, rss, sizes, settings, args):
+    connections = "a new connection per request" if args.fresh_connections else "keep-alive connections"
     print(
-        f"gunicorn.conf.py: {config.WEB_CONCURRENCY} workers x {config.GUNICORN_THREADS} threads"
-        f" on {psutil.cpu_count()} cores, shared with PostgreSQL and this client"
+        f"{args.tokens} live tokens of {USERS} users; {args.clients} clients on {connections};"
+        f" {args.seconds:g} s each, in {args.rounds} interleaved rounds"
     )
-    print("CPU ms a request: the gunicorn workers' (app) and PostgreSQL's (db); client CPU: the load generator's share")
+    print(f"gunicorn: {settings}, on {psutil.cpu_count()} cores shared with PostgreSQL and this client")
+    print("CPU ms a request: the target's gunicorn workers (app) and PostgreSQL (db); client: the load generator")
     print(
-        f"{'endpoint':<20}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'app':>7}{'db':>7}{'client CPU':>12}"
+        f"{'target':<20}{'clients':>8}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}"
+        f"{'app':>7}{'db':>7}{'client CPU':>12}"
     )
     for p in phases:
         print(
-            f"{p.name:<20}{p.rate:8.0f}{ms(p.percentile(0.5))}{ms(p.percentile(0.99))}{len(p.latencies):>10}"
-            f"{p.cpu_ms(p.app_cpu):7.2f}{p.cpu_ms(p.db_cpu):7.2f}{p.client_cpu / p.elapsed:>12.0%}"
+            f"{p.target.name:<20}{p.clients:>8}{p.rate:8.0f}{ms(p.percentile(0.5))}{ms(p.percentile(0.99))}"
+            f"{len(p.latencies):>10}{p.cpu_ms(p.app_cpu):7.2f}{p.cpu_ms(p.db_cpu):7.2f}"
+            f"{p.client_cpu / p.elapsed:>12.0%}"
         )
-    base = phases[0]
-    for p in phases[1:]:
-        throughput = p.rate / base.rate
-        p50, p99 = (p.percentile(share) / base.percentile(share) for share in (0.5, 0.99))
-        cpu = p.cpu_ms(p.app_cpu + p.db_cpu) / base.cpu_ms(base.app_cpu + base.db_cpu)
-        name = p.name.rsplit("/", 1)[1]
-        print(f"ratio {name}/healthz: throughput {throughput:.2f}, p50 {p50:.2f}, p99 {p99:.2f}, server CPU {cpu:.2f}")
-    for p in phases[1:]:
-        print(
-            f"renewals during {p.name}: {p.written} rows written, {p.renewed} answers renewed"
-            f" ({p.renewed / len(p.latencies):.1%} of requests), {p.fresh_written} fresh tokens written"
-        )
-    print(f"gunicorn workers RSS: {', '.join(mib(r) for r in rss)} (total {mib(sum(rss))})")
+    loaded = [p for p in phases if p.clients == args.clients]
+    alone = {p.target.name: p for p in phases if p.clients == 1}
+    for p in loaded:
+        if p.target.renews:
+            print(
+                f"renewals during {p.target.name}: {p.written} rows written, {p.renewed} answers renewed"
+                f" ({p.renewed / len(p.latencies):.1%} of requests), {p.fresh_written} fresh tokens written"
+            )
+    print(f"service workers RSS: {', '.join(mib(r) for r in rss)} (total {mib(sum(rss))})")
     (rows, heap, indexes), (_, heap_after, indexes_after) = sizes
     print(
         f"tokens_cache: {rows} rows; table {mib(heap)} + indexes {mib(indexes)} as loaded,"
         f" {mib(heap_after)} + {mib(indexes_after)} after the run's age resets"
     )
+    check, anchor = alone["POST /check-token"], alone["trivial Flask POST"]
+    print(
+        f"single client p50: check-token {ms(check.percentile(0.5)).strip()} ms, trivial"
+        f" {ms(anchor.percentile(0.5)).strip()} ms, ratio {check.percentile(0.5) / anchor.percentile(0.5):.2f}"
+    )
+    trivial = loaded[0]
+    for p in loaded[1:]:
+        name = p.target.name.rsplit("/", 1)[1]
+        print(
+            f"ratio {name}/trivial throughput={p.rate / trivial.rate:.2f}"
+            f" server_cpu={p.cpu_ms(p.app_cpu) / trivial.cpu_ms(trivial.app_cpu):.2f}"
+            f" p99/p50={p.percentile(0.99) / p.percentile(0.5):.2f}"
+        )
+    check = loaded[2]
+    print(
+        f"ratio check-token/trivial throughput={check.rate / trivial.rate:.2f}"
+        f" server_cpu={check.cpu_ms(check.app_cpu) / trivial.cpu_ms(trivial.app_cpu):.2f}"
+    )
+
+
+def gunicorn_settings():
+    """Worker class, workers, threads and keep-alive of the service (config.py), as gunicorn options."""
+    return [
+        f"--worker-class={config.GUNICORN_WORKER_CLASS}",
+        f"--workers={config.WEB_CONCURRENCY}",
+        f"--threads={config.GUNICORN_THREADS}",
+        f"--keep-alive={config.GUNICORN_KEEPALIVE_SECONDS}",
+    ]
+
+
+def worker_in_use(log):
+    """The worker class gunicorn says it started: with threads above 1 it runs gthread even when
+    asked for sync."""
+    found = re.search(r"Using worker: (\w+)", log)
+    return found[1] if found else "unknown"
+
+
+def start_trivial(args, log_path):
+    """bench/trivial.py under the same settings on a spare port; (port, process)."""
+    port = local_gunicorn.free_port()
+    command = [sys.executable, "-m", "gunicorn", *gunicorn_settings(), *shlex.split(args.gunicorn_args)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*command, f"--bind=127.0.0.1:{port}", "trivial:app"],
+            cwd=ROOT / "bench",  # where no gunicorn.conf.py is read by default
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return port, process
+        time.sleep(0.2)
+    process.kill()
+    sys.exit(f"the trivial server did not start:\n{log_path.read_text()[-2000:]}")
 
 
 def main(argv=None):
@@ -358,22 +472,30 @@ def main(argv=None):
     started_server = not server_running(args.pgdata)
     server_url = embedded.start(args.pgdata)
     log_dir = Path(tempfile.mkdtemp(prefix="auth-bench-"))
-    server = None
+    server = trivial = None
     try:
         url = create_database(server_url)
         sessions = seed_sessions(url, args.tokens)
         loaded = table_size(url)
-        server = local_gunicorn.start({"DATABASE_URL": url}, log_dir / "gunicorn.log")
-        port = urlsplit(server.url).port
-        servers = psutil.Process(server.process.pid), psutil.Process(postmaster_pid(args.pgdata))
-        phases = asyncio.run(run_phases(servers, port, url, sessions, args))
-        failed = {p.name: p.failures for p in phases if p.failures}
+        env = {"DATABASE_URL": url, "GUNICORN_CMD_ARGS": args.gunicorn_args}
+        server = local_gunicorn.start(env, log_dir / "gunicorn.log")
+        trivial = start_trivial(args, log_dir / "trivial.log")
+        postgres = psutil.Process(postmaster_pid(args.pgdata))
+        service = (urlsplit(server.url).port, psutil.Process(server.process.pid))
+        all_targets = targets((trivial[0], psutil.Process(trivial[1].pid)), service, sessions)
+        phases = asyncio.run(run_phases(all_targets, postgres, url, args))
+        failed = {p.target.name: p.failures for p in phases if p.failures}
         if failed:
             log_tail = (log_dir / "gunicorn.log").read_text(errors="replace")[-4000:]
             sys.exit(f"requests failed (status or error: count): {failed}\ngunicorn's log ends:\n{log_tail}")
-        rss = [worker.memory_info().rss for worker in servers[0].children()]
-        report(phases, rss, (loaded, table_size(url)), args)
+        rss = [worker.memory_info().rss for worker in service[1].children()]
+        settings = " ".join([*gunicorn_settings(), args.gunicorn_args]).strip()
+        settings += f" (worker in use: {worker_in_use(server.log())})"
+        report(phases, rss, (loaded, table_size(url)), settings, args)
     finally:
+        if trivial is not None:
+            trivial[1].terminate()
+            trivial[1].wait(15)
         if server is not None:
             server.stop()
         drop_database(server_url)

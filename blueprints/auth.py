@@ -2,7 +2,7 @@
 
 import time
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, g, request
 from psycopg.types.json import Jsonb
 
 import db
@@ -99,10 +99,11 @@ def logout_all():
     return {"revoked": revoked}
 
 
-@bp.get("/auth/profile")
-def profile():
-    """Validate and renew the caller's token; answer who they are and what they hold where."""
-    token = require_token()
+def profile_of(environ):
+    """The answer to a profile request (`environ`): its token validated and renewed, who the caller
+    is and what they hold where. Served by web/hot_path.py, and by the view below for the
+    requests that path leaves to Flask."""
+    token = require_token(environ)
     with db.connection() as conn:
         row = q.profile(conn, **token_params(token))
     g.renewed = bool(row and row["renewed"])
@@ -110,3 +111,9 @@ def profile():
         raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
     payload = {key: row[key] for key in ("user_id", "username", "name", "email", "services")}
     return {"payload": payload, "renewed": row["renewed"], **expiry(row["expires_at"])}
+
+
+@bp.get("/auth/profile")
+def profile():
+    """GET /auth/profile through Flask (see `profile_of`)."""
+    return profile_of(request.environ)

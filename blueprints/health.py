@@ -2,7 +2,6 @@
 
 from functools import lru_cache
 
-import yaml
 from flask import Blueprint
 
 import config
@@ -28,6 +27,8 @@ def readyz():
 @lru_cache(maxsize=1)
 def spec():
     """openapi.yaml, read once."""
+    import yaml  # here: a worker that never serves the spec does not hold the parser
+
     with open(config.BASE_DIR / "openapi.yaml", encoding="utf-8") as file:
         return yaml.safe_load(file)
 

@@ -1,13 +1,13 @@
 """POST /check-token: the question every backend asks on every request."""
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request
 
 import db
 from blueprints.auth import expiry
 from db import queries as q
 from web.errors import ApiError
 from web.guard import header_token, token_params
-from web.validation import IdOrName, Int, Str, json_body, service_lookup, validate
+from web.validation import IdOrName, Int, Str, read_json, service_lookup, validate
 
 bp = Blueprint("tokens", __name__)
 
@@ -17,22 +17,26 @@ def refuse(status, code, message):
     return ApiError(status, code, message, valid=False)
 
 
-@bp.post("/check-token")
-def check_token():
-    """Tell a backend whether a token is valid for a user in a service, and with what rights."""
-    data = json_body(optional=True)
-    token = header_token()
+# What a check names: the token (in the body, or else the header), the service, and optionally
+# the user the backend believes it is serving.
+CHECK = {
+    "token": Str(max_len=512),
+    "service_id": IdOrName(),
+    "user_id": Int(strings=True, required=False, nullable=True),
+}
+
+
+def check(environ):
+    """The answer to a check-token request (`environ`): whether the token is valid for the user in
+    the service, and with what rights. Served by web/hot_path.py, and by the view below for the
+    requests that path leaves to Flask."""
+    data = read_json(environ, optional=True)
+    token = header_token(environ)
     if "token" not in data and token:
         data = {**data, "token": token}
-    body = validate(
-        data,
-        {
-            "token": Str(max_len=512),
-            "service_id": IdOrName(),
-            "user_id": Int(strings=True, required=False, nullable=True),
-        },
-    )
+    body = validate(data, CHECK)
     g.token = body["token"]
+    service = body["service_id"][1]
     with db.connection() as conn:
         row = q.check_token(
             conn, **token_params(body["token"]), **service_lookup(body["service_id"]), user_id=body.get("user_id")
@@ -43,10 +47,16 @@ def check_token():
     if not row["user_matches"]:
         raise refuse(403, "forbidden", "the token belongs to another user")
     if row["service_id"] is None:
-        raise refuse(403, "forbidden", f"service {body['service_id'][1]} does not exist or is inactive")
+        raise refuse(403, "forbidden", f"service {service} does not exist or is inactive")
     if row["roles"] is None:
         raise refuse(403, "forbidden", f"the user holds no role in service {row['service']}")
     payload = {
-        key: row[key] for key in ("user_id", "username", "name", "service_id", "service", "roles", "permissions")
+        name: row[name] for name in ("user_id", "username", "name", "service_id", "service", "roles", "permissions")
     }
     return {"valid": True, "payload": payload, "renewed": row["renewed"], **expiry(row["expires_at"])}
+
+
+@bp.post("/check-token")
+def check_token():
+    """POST /check-token through Flask (see `check`)."""
+    return check(request.environ)

@@ -1,5 +1,6 @@
 """`make bench` cannot rot: a one-second run answers every request with 200, prints the ratios
-to /healthz, renews only tokens that were due, and drops its database."""
+to the trivial endpoint and ends with the one the README quotes, renews only tokens that were
+due, and drops its database."""
 
 import re
 import subprocess
@@ -7,7 +8,9 @@ import sys
 
 from tests.fixtures import ROOT, db_rows
 
-RATIO = r"^ratio {}/healthz: throughput \d+\.\d\d, p50 \d+\.\d\d, p99 \d+\.\d\d, server CPU \d+\.\d\d$"
+RATIO = r"^ratio {}/trivial throughput=\d+\.\d\d server_cpu=\d+\.\d\d p99/p50=\d+\.\d\d$"
+LAST = r"ratio check-token/trivial throughput=\d+\.\d\d server_cpu=\d+\.\d\d"
+TABLE_ROW = r"^{} +\d+ +\d+ +\d+\.\d\d +\d+\.\d\d +\d+ +(\d+\.\d\d) +(-?\d+\.\d\d) +\d+%$"
 WRITES = r"^renewals during .*: (\d+) rows written, (\d+) answers renewed \(.*\), (\d+) fresh tokens written$"
 
 
@@ -22,8 +25,14 @@ def test_quick_bench_run_completes_and_prints_the_ratios(postgres):
     )
     # A non-zero exit is also how the bench reports any answer other than 200.
     assert result.returncode == 0, result.stdout + result.stderr
-    for endpoint in ("check-token", "profile"):
+    for endpoint in ("healthz", "check-token", "profile"):
         assert re.search(RATIO.format(endpoint), result.stdout, re.M), result.stdout
+    assert re.fullmatch(LAST, result.stdout.splitlines()[-1]), result.stdout
+    # Every target, loaded and alone, with the server's and PostgreSQL's CPU a request.
+    for target in ("trivial Flask POST", "GET /healthz", "POST /check-token", "GET /auth/profile"):
+        assert re.search(TABLE_ROW.format(re.escape(target)), result.stdout, re.M), result.stdout
+    checks = re.findall(TABLE_ROW.format(re.escape("POST /check-token")), result.stdout, re.M)
+    assert len(checks) == 2 and all(float(db) > 0 for _, db in checks), result.stdout
     writes = [tuple(map(int, found)) for found in re.findall(WRITES, result.stdout, re.M)]
     assert len(writes) == 2, result.stdout
     # One row written per answer saying renewed, none for a token that was fresh; about one

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.core import BaseJsonFormatter
 
 from security.tokens import fingerprint
 from tests import fixtures
@@ -24,7 +24,7 @@ def access_records(caplog):
 
 def as_json(record):
     """The record as the app's stderr handler writes it."""
-    handler = next(h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter))
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h.formatter, BaseJsonFormatter))
     line = handler.format(record)
     assert "\n" not in line
     return json.loads(line)

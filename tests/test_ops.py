@@ -1,9 +1,11 @@
 """Operations: /healthz without a database, /readyz, /openapi.json, JSON errors for every
 HTTP failure, security headers, and the X-Request-ID of each answer."""
 
+import email.utils
 import json
 import re
 import socket
+import time
 
 import httpx
 import pytest
@@ -191,6 +193,19 @@ def test_the_live_server_behaves_the_same(live_server):
     healthz = httpx.get(f"{live_server.url}/healthz")
     assert healthz.json() == {"status": "ok"}
     assert healthz.headers["Content-Type"] == "application/json"
+
+
+def test_the_date_header_follows_the_clock(live_server):
+    """gunicorn.conf.py formats Date once a second: it must still be now, and move on."""
+
+    def date():
+        answer = httpx.get(f"{live_server.url}/healthz")
+        return email.utils.parsedate_to_datetime(answer.headers["Date"]).timestamp()
+
+    first = date()
+    assert abs(first - time.time()) <= 1.5
+    time.sleep(1.1)
+    assert date() > first
 
 
 # --- what gunicorn answers itself, and chunked bodies, on a live server ----------------------

@@ -18,22 +18,30 @@ def _parse(text):
         return None
 
 
-def client_ip():
+def client_ip(environ=None):
     """Walk X-Forwarded-For from the right past trusted proxies; the first other hop is the client.
 
-    Without trusted proxies the header is ignored, since any client can write it.
+    Without trusted proxies the header is ignored, since any client can write it. Read from
+    `environ`, or by default from the Flask request's.
     """
-    trusted = _networks(tuple(current_app.config["TRUSTED_PROXIES"]))
-    peer = _parse(request.remote_addr or "")
+    if environ is None:
+        environ = request.environ
+    remote = environ.get("REMOTE_ADDR") or "unknown"
+    proxies = current_app.config["TRUSTED_PROXIES"]
+    if not proxies:
+        # The socket peer as the server reports it: nothing to believe or to parse.
+        return remote
+    trusted = _networks(tuple(proxies))
+    peer = _parse(remote)
     if peer is None:
-        return request.remote_addr or "unknown"
+        return remote
 
     def is_trusted(address):
         return any(address in network for network in trusted)
 
     if not is_trusted(peer):
         return str(peer)
-    hops = request.headers.get("X-Forwarded-For", "").split(",")
+    hops = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
     for hop in reversed(hops):
         address = _parse(hop)
         if address is None:

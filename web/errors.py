@@ -2,10 +2,11 @@
 
 import logging
 
-from flask import jsonify
+from flask import current_app
 from werkzeug.exceptions import HTTPException
 
 import db
+from web import answers
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +28,23 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.fields, self.headers, self.extra = fields, headers or {}, extra
 
-    def response(self):
-        """The JSON response for this error."""
+    def body(self):
+        """The JSON body of this error."""
         body = {**self.extra, "error": self.code, "message": self.message}
         if self.fields:
             body["fields"] = self.fields
-        response = jsonify(body)
-        response.status_code = self.status
-        response.headers.update(self.headers)
+        return answers.json_bytes(body)
+
+    def header_list(self):
+        """The headers this error adds to its answer."""
+        headers = dict(self.headers)
         if self.status == 401:
-            response.headers.setdefault("WWW-Authenticate", 'Bearer realm="eqeqo-auth"')
-        return response
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="eqeqo-auth"')
+        return list(headers.items())
+
+    def response(self):
+        """The Flask response for this error."""
+        return current_app.response_class(self.body(), self.status, self.header_list(), mimetype="application/json")
 
 
 def unauthorized(code, message, **extra):
@@ -50,8 +57,28 @@ def not_found(what):
     return ApiError(404, "not_found", f"{what} not found")
 
 
+def as_api_error(error):
+    """The ApiError an exception is answered with: itself; 503 when the database is out (after
+    the pool's sweep); 500 for anything else, logged with its traceback."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    if isinstance(error, db.OUTAGE_ERRORS):
+        try:
+            db.handle_outage(error)
+        except db.DatabaseUnavailable as unavailable:
+            error = unavailable
+    if isinstance(error, db.DatabaseUnavailable):
+        return ApiError(
+            503, "service_unavailable", "the database is unreachable; try again shortly", headers={"Retry-After": "2"}
+        )
+    log.exception("unhandled error: %s", type(error).__name__, exc_info=error)
+    return ApiError(500, "internal_error", "the server failed to answer; the error was logged")
+
+
 def _http_error(error):
-    code = _HTTP_CODES.get(error.code, "http_error")
+    """Werkzeug's own errors (no such route, wrong method, body too large...) in the contract's shape."""
     message = error.description
     if error.code == 413:
         message = "the request body is too large"
@@ -59,35 +86,10 @@ def _http_error(error):
         message = "this method is not allowed on this path"
     elif error.code == 404:
         message = "no such endpoint"
-    response = ApiError(error.code, code, message).response()
-    if error.code == 405:
-        response.headers["Allow"] = ", ".join(error.valid_methods or [])
-    return response
-
-
-def _database_unavailable(_error):
-    return ApiError(
-        503, "service_unavailable", "the database is unreachable; try again shortly", headers={"Retry-After": "2"}
-    ).response()
-
-
-def _database_outage(error):
-    try:
-        db.handle_outage(error)
-    except db.DatabaseUnavailable as unavailable:
-        return _database_unavailable(unavailable)
-
-
-def _internal_error(error):
-    log.exception("unhandled error: %s", type(error).__name__)
-    return ApiError(500, "internal_error", "the server failed to answer; the error was logged").response()
+    headers = {"Allow": ", ".join(error.valid_methods or [])} if error.code == 405 else None
+    return ApiError(error.code, _HTTP_CODES.get(error.code, "http_error"), message, headers=headers)
 
 
 def init_app(app):
-    """Register the handlers that turn every failure into the JSON error shape."""
-    app.register_error_handler(ApiError, lambda error: error.response())
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(db.DatabaseUnavailable, _database_unavailable)
-    for outage in db.OUTAGE_ERRORS:
-        app.register_error_handler(outage, _database_outage)
-    app.register_error_handler(Exception, _internal_error)
+    """Answer every failure in the JSON error shape."""
+    app.register_error_handler(Exception, lambda error: as_api_error(error).response())

@@ -13,11 +13,14 @@ from web.errors import ApiError, unauthorized
 AUTH_SERVICE = "auth"  # this service's own name in auth.services
 
 
-def header_token():
-    """The token from `token: ...` or `Authorization: Bearer ...`; never from the URL."""
-    token = request.headers.get("token")
+def header_token(environ=None):
+    """The token from `token: ...` or `Authorization: Bearer ...`; never from the URL. Read from
+    `environ`, or by default from the Flask request's."""
+    if environ is None:
+        environ = request.environ
+    token = environ.get("HTTP_TOKEN")
     if not token:
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() == "bearer":
             token = credentials.strip()
     return token or None
@@ -34,11 +37,12 @@ def token_params(token):
     }
 
 
-def require_token():
-    """The header token, or 401 missing_token."""
-    token = header_token()
+def require_token(environ=None):
+    """The header token (kept in `g.token` for the request's log line), or 401 missing_token."""
+    token = header_token(environ)
     if token is None:
         raise unauthorized("missing_token", "send the token in the 'token' header")
+    g.token = token
     return token
 
 

@@ -62,20 +62,36 @@ def sample_pool(pool):
         gauge.set(stats.get(stat, 0))
 
 
-def _count(response):
-    rule = request.url_rule
-    # The route's pattern, not the path: ids in paths would make a series per user.
-    endpoint = rule.rule if rule else "unmatched"
-    status = response.status_code
-    REQUESTS.labels(request.method, endpoint, str(status)).inc()
-    LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
-    outcome = OUTCOMES.get(request.endpoint)
+def _series(metric, *labels):
+    """The labelled child of `metric`, looked up once: a label lookup costs more than the count."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
+_children = {}
+
+
+def count(method, route, endpoint, status):
+    """Count one answered request: `route` is its URL rule (not the path: ids in paths would make
+    a series per user), `endpoint` the view's name."""
+    _series(REQUESTS, method, route, str(status)).inc()
+    _series(LATENCY, method, route).observe(time.perf_counter() - g.started)
+    outcome = OUTCOMES.get(endpoint)
     if outcome and status in outcome[1]:
-        outcome[0].labels(outcome[1][status]).inc()
+        _series(outcome[0], outcome[1][status]).inc()
     if g.get("renewed"):  # set by every view that validated a token (web/guard.py and others)
         RENEWALS.inc()
     if time.monotonic() - _pool_sampled_at >= POOL_SAMPLE_SECONDS:
         sample_pool(current_app.extensions["db_pool"])
+
+
+def _count(response):
+    req = request._get_current_object()  # one look through the proxy instead of one a field
+    rule = req.url_rule
+    count(req.method, rule.rule if rule else "unmatched", req.endpoint, response.status_code)
     return response
 
 

@@ -7,8 +7,11 @@ import copy
 import json
 import re
 
+import orjson
 from email_validator import EmailNotValidError, validate_email
-from flask import request
+from flask import current_app, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from web.errors import ApiError
 
@@ -137,39 +140,88 @@ def _no_constants(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(value, level=0):
+def _walk(value, level=0):
+    """Refuse nesting deeper than MAX_JSON_DEPTH; tell whether a number became a float."""
     if level > MAX_JSON_DEPTH:
         raise ValueError("nested too deeply")
+    if isinstance(value, float):
+        return True
     children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    floats = False
     for child in children:
-        _depth(child, level + 1)
+        floats = _walk(child, level + 1) or floats
+    return floats
 
 
-def json_body(optional=False):
-    """The request body as a dict: 415 unless JSON, 400 invalid_json unless a JSON object.
+def parse_json(raw):
+    """The value of a JSON document, or ValueError (RecursionError) saying what is wrong.
+
+    orjson first: it is about ten times faster than the standard library on the bodies the
+    backends send. Where the two could differ, the standard library decides, so answers stay
+    as they were: whatever orjson refuses (lone surrogates, integers past 64 bits, NaN, deep
+    nesting, a byte order mark) and any float (orjson reads an integer past 64 bits as one).
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    else:
+        if not _walk(value):
+            return value
+    value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    _walk(value)
+    return value
+
+
+def read_body(environ):
+    """The raw body of the request in `environ`: 413 past MAX_BODY_BYTES, 400 when cut short."""
+    limit = current_app.config["MAX_BODY_BYTES"]
+    length = get_content_length(environ)
+    if length is None:
+        # A chunked body has no Content-Length to refuse up front: the stream stops at the
+        # limit, so a body that reaches it was longer.
+        raw = get_input_stream(environ, max_content_length=limit).read()
+        if len(raw) >= limit:
+            raise RequestEntityTooLarge()
+        return raw
+    if length > limit:
+        raise RequestEntityTooLarge()
+    try:
+        raw = environ["wsgi.input"].read(length)
+    except OSError:
+        raise ClientDisconnected() from None
+    if len(raw) < length:
+        raise ClientDisconnected()
+    return raw
+
+
+def read_json(environ, optional=False):
+    """The body of the request in `environ` as a dict: 415 unless JSON, 400 invalid_json unless a
+    JSON object.
 
     With `optional`, an empty body is an empty dict (for endpoints whose fields may come
     from headers or the query string instead).
     """
-    raw = request.get_data(cache=True)
-    # A chunked body has no Content-Length to refuse up front: the stream stops at the limit,
-    # so a body that reaches it was longer.
-    if request.content_length is None and len(raw) >= request.max_content_length:
-        raise ApiError(413, "payload_too_large", "the request body is too large")
+    raw = read_body(environ)
     if not raw:
         if optional:
             return {}
         raise ApiError(400, "invalid_json", "a JSON object body is required")
-    if not request.is_json:
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise ApiError(415, "unsupported_media_type", "the body must be sent as Content-Type: application/json")
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-        _depth(body)
+        body = parse_json(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body
+
+
+def json_body(optional=False):
+    """The Flask request's body as a dict (read_json)."""
+    return read_json(request.environ, optional)
 
 
 def validate(data, spec, at_least_one=False):
