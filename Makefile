@@ -52,6 +52,7 @@ test: $(STAMP) ## lint, then run the whole test suite against a throwaway Postgr
 
 bench: $(STAMP) ## benchmark /check-token against a trivial endpoint
 	APP_ENV=development $(PY) -m bench.check_token
+	APP_ENV=development $(PY) -m bench.revocations
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check .

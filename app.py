@@ -8,8 +8,8 @@ from flask import Flask
 
 import config
 import db
-from blueprints import audit, auth, health, links, passwords, rbac, tokens, users
-from web import answers, cors, errors, hot_path, metrics, request_log
+from blueprints import audit, auth, backends, health, links, passwords, rbac, tokens, users
+from web import answers, cors, errors, feed, hot_path, metrics, request_log
 
 log = logging.getLogger("auth.app")
 
@@ -45,11 +45,12 @@ def create_app(test_config=None):
             "" if app.config["SMTP_HOST"] else ", and mails, reset codes included, are written to the log",
         )
     db.init_app(app)
+    app.extensions["revocation_signal"] = feed.ChangeSignal(app)
     errors.init_app(app)
     request_log.init_app(app)
     metrics.init_app(app)
     cors.init_app(app)  # after request_log, so a preflight answer gets its request id too
-    for blueprint in (auth, tokens, passwords, users, rbac, links, audit, health):
+    for blueprint in (auth, tokens, passwords, users, rbac, links, backends, audit, health):
         app.register_blueprint(blueprint.bp)
 
     @app.after_request

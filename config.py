@@ -102,6 +102,15 @@ TOKEN_SECRET = env("TOKEN_SECRET", DEVELOPMENT_SECRET if DEVELOPMENT else None) 
 TOKEN_PURGE_BATCH = env_int("TOKEN_PURGE_BATCH", 1000)  # dead rows deleted per purge statement
 MAX_SESSIONS_PER_USER = env_int("MAX_SESSIONS_PER_USER", 20)  # live tokens a user may hold; oldest go first
 
+# Backends (service keys and the revocation feed). In development, check-token answers without
+# a key, as the original service did, so its clients keep working; a key sent is still checked.
+CHECK_TOKEN_REQUIRES_KEY = env_bool("CHECK_TOKEN_REQUIRES_KEY", "false" if DEVELOPMENT else "true")
+REVOCATION_RETENTION_SECONDS = env_int("REVOCATION_RETENTION_SECONDS", 86400)  # older cursors get 410
+# Long polls of /revocations held at once per worker; each holds one of its threads meanwhile,
+# and measurably slows the others (README, Backends). Beyond it a poll answers at once, with
+# Retry-After: 1.
+FEED_WAITERS_PER_WORKER = env_int("FEED_WAITERS_PER_WORKER", 1)
+
 # Passwords.
 PASSWORD_PEPPER = env("PASSWORD_PEPPER", DEVELOPMENT_SECRET if DEVELOPMENT else None)  # HMAC key; not in the database
 PASSWORD_OLD_PEPPERS = env_list("PASSWORD_OLD_PEPPERS")  # earlier peppers, newest first, while hashes still use them

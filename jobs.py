@@ -107,8 +107,9 @@ def failed(cfg, job, error):
 
 
 def purge(app):
-    """Delete what has expired: dead sessions, old counters, codes, addresses, jobs, and audit
-    events past AUDIT_RETENTION_DAYS. Returns the number of rows deleted per kind."""
+    """Delete what has expired: dead sessions, old counters, codes, addresses, jobs, audit
+    events past AUDIT_RETENTION_DAYS, and feed events past REVOCATION_RETENTION_SECONDS.
+    Returns the number of rows deleted per kind."""
     cfg = app.config
     window = max(cfg["LOGIN_ACCOUNT_WINDOW_SECONDS"], cfg["LOGIN_IP_WINDOW_SECONDS"])
     deleted = {"tokens": 0}
@@ -125,6 +126,7 @@ def purge(app):
             deleted["reset_codes"] = q.purge_old_reset_codes(conn)
             deleted["login_addresses"] = q.purge_login_addresses(conn, days=cfg["KNOWN_ADDRESS_DAYS"])
             deleted["audit_events"] = q.purge_audit_events(conn, days=cfg["AUDIT_RETENTION_DAYS"])
+            deleted["revocations"] = q.purge_revocations(conn, retention=cfg["REVOCATION_RETENTION_SECONDS"])
             deleted["jobs"] = q.purge_finished_jobs(conn, days=FINISHED_JOB_DAYS)
     return deleted
 

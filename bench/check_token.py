@@ -50,6 +50,8 @@ USERS = 1000
 # Tokens whose digest starts with a byte below this (about one in ten) are made due for renewal.
 DUE_BELOW = 26
 SERVICE = "stock"  # every bench user is a clerk here (and a seller in "sales")
+SERVICE_KEY = "eqsk_demo_stock_key_not_secret"  # the demo data's key of service stock
+FOLLOWERS = 50  # backends following the revocation feed with long polls, in the last target
 # Seeded, so every run spreads tokens over users and picks the tokens to send alike.
 SAMPLE = random.Random(7878)  # noqa: S311 (picks load, not secrets)
 
@@ -256,6 +258,7 @@ class Target:
     server: psutil.Process  # gunicorn's master; its children are the workers
     send: object  # coroutine function (connection) -> (status, body)
     renews: bool = False  # whether its answers say "renewed"
+    followers: int = 0  # backends following the revocation feed meanwhile
 
 
 @dataclass
@@ -305,6 +308,11 @@ def targets(trivial, service, sessions):
         body = json.dumps({"token": token, "service_id": SERVICE, "user_id": user_id}).encode()
         return await conn.request("POST", "/check-token", body)
 
+    async def keyed(conn):
+        token, user_id = SAMPLE.choice(sessions)
+        body = json.dumps({"token": token, "service_id": SERVICE, "user_id": user_id}).encode()
+        return await conn.request("POST", "/check-token", body, headers=[f"service-token: {SERVICE_KEY}"])
+
     async def healthz(conn):
         return await conn.request("GET", "/healthz")
 
@@ -317,7 +325,24 @@ def targets(trivial, service, sessions):
         Target("GET /healthz", port, server, healthz),
         Target("POST /check-token", port, server, anchor, renews=True),
         Target("GET /auth/profile", port, server, profile, renews=True),
+        Target("check-token +key", port, server, keyed, renews=True),
+        Target("+key, 50 followers", port, server, keyed, renews=True, followers=FOLLOWERS),
     ]
+
+
+async def follow_feed(port, deadline):
+    """One backend following GET /revocations with long polls until `deadline`, as the SDK does."""
+    conn, key = Connection(port), [f"service-token: {SERVICE_KEY}"]
+    _, content = await conn.request("GET", "/revocations", headers=key)
+    cursor = json.loads(content)["cursor"]
+    while time.perf_counter() < deadline:
+        wait = max(0, min(25, int(deadline - time.perf_counter())))
+        status, content = await conn.request("GET", f"/revocations?after={cursor}&wait={wait}", headers=key)
+        page = json.loads(content)
+        cursor = page["cursor"]
+        if not page["events"] and wait and status == 200:
+            await asyncio.sleep(min(1, max(0, deadline - time.perf_counter())))  # Retry-After, or the wait ran out
+    conn.close()
 
 
 async def load(target, postgres, seconds, clients, fresh):
@@ -344,7 +369,8 @@ async def load(target, postgres, seconds, clients, fresh):
                 phase.renewed += json.loads(content)["renewed"]
         conn.close()
 
-    await asyncio.gather(*(one_client() for _ in range(clients)))
+    followers = [follow_feed(target.port, deadline) for _ in range(target.followers if clients > 1 else 0)]
+    await asyncio.gather(*(one_client() for _ in range(clients)), *followers)
     phase.elapsed = time.perf_counter() - started
     phase.client_cpu = time.process_time() - cpu
     phase.app_cpu, phase.db_cpu = cpu_seconds(target.server) - app_cpu, cpu_seconds(postgres) - db_cpu
@@ -416,14 +442,22 @@ def report(phases, rss, sizes, settings, args):
         f" {ms(anchor.percentile(0.5)).strip()} ms, ratio {check.percentile(0.5) / anchor.percentile(0.5):.2f}"
     )
     trivial = loaded[0]
-    for p in loaded[1:]:
+    for p in loaded[1:4]:
         name = p.target.name.rsplit("/", 1)[1]
         print(
             f"ratio {name}/trivial throughput={p.rate / trivial.rate:.2f}"
             f" server_cpu={p.cpu_ms(p.app_cpu) / trivial.cpu_ms(trivial.app_cpu):.2f}"
             f" p99/p50={p.percentile(0.99) / p.percentile(0.5):.2f}"
         )
-    check = loaded[2]
+    check, keyed, followed = loaded[2], loaded[4], loaded[5]
+    print(
+        f"ratio check-token with/without key throughput={keyed.rate / check.rate:.2f}"
+        f" server_cpu={keyed.cpu_ms(keyed.app_cpu) / check.cpu_ms(check.app_cpu):.2f}"
+    )
+    print(
+        f"ratio check-token with/without {FOLLOWERS} feed followers throughput={followed.rate / keyed.rate:.2f}"
+        f" server_cpu={followed.cpu_ms(followed.app_cpu) / keyed.cpu_ms(keyed.app_cpu):.2f}"
+    )
     print(
         f"ratio check-token/trivial throughput={check.rate / trivial.rate:.2f}"
         f" server_cpu={check.cpu_ms(check.app_cpu) / trivial.cpu_ms(trivial.app_cpu):.2f}"

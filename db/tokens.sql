@@ -37,12 +37,19 @@ created as (
 select expires_at, (select count(*) from capped) as capped from created;
 
 -- name: check_token^
--- Validate a token for one service, renew it when due, return the user's grants there.
--- One statement, so one round trip; auth.live_token and auth.renew_token (the latest
--- migration that defines them) hold the validity and renewal rules. Renewal happens only for an allowed use, and
--- writes nothing while the token is fresh.
--- No row: the token is dead. A row with null roles or user_matches false: no access.
-with live as (
+-- Validate a token for one service, renew it when due, return the user's grants there; and
+-- when the caller sent a service key (key_hash), check it and mark it used. One statement,
+-- so one round trip; auth.live_token and auth.renew_token (the latest migration that defines
+-- them) hold the validity and renewal rules. Renewal happens only for an allowed use (by a
+-- key of that very service, when a key is sent), and writes nothing while the token is fresh.
+-- Always one row. key_id null with a key sent: the key is unknown or expired. user_id null:
+-- the token is dead. Null roles or user_matches false: no access.
+with caller as (
+    select k.id, k.prefix, k.service_id
+    from auth.service_keys k
+    where k.key_hash = %(key_hash)s and (k.expires_at is null or k.expires_at > now())
+),
+live as (
     select t.token_hash, t.user_id, t.expires_at, u.username, u.name
     from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
@@ -65,20 +72,27 @@ allowed as (
     from live, grants
     where grants.roles is not null
       and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
+      and (%(key_hash)s::bytea is null or (select service_id from caller) = (select id from service))
 ),
 renewed as (
     select auth.renew_token((select token_hash from allowed), %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
+),
+touched as (
+    select auth.touch_service_key((select id from caller))
 )
-select live.user_id, live.username, live.name,
+select caller.id as key_id, caller.prefix as key_prefix, caller.service_id as key_service_id,
+       live.user_id, live.username, live.name,
        service.id as service_id, service.name as service,
        grants.roles, grants.permissions,
        (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint) as user_matches,
        renewed.expires_at is not null as renewed,
        coalesce(renewed.expires_at, live.expires_at) as expires_at
-from live
+from touched
+cross join renewed
+left join caller on true
+left join live on true
 left join service on true
-left join grants on true
-cross join renewed;
+left join grants on true;
 
 -- name: profile^
 -- Validate a token, renew it when due, and return its user with every service's grants.

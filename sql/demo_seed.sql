@@ -3,6 +3,8 @@
 -- bob granite-willow-88, carol copper-meadow-55. The hashes are bcrypt over the
 -- HMAC pre-hash keyed by the development PASSWORD_PEPPER (config.DEVELOPMENT_SECRET);
 -- with another pepper these accounts cannot log in.
+-- Service keys (README, Backends), public like the passwords: eqsk_demo_stock_key_not_secret,
+-- eqsk_demo_sales_key_not_secret, eqsk_demo_manufacturing_key_not_secret.
 
 insert into auth.services (name, description) values
     ('stock', 'Stock and warehouses'),
@@ -56,4 +58,12 @@ from (values ('admin', 'auth', 'admin'), ('alice', 'stock', 'clerk'),
 join auth.users u on u.username = v.username
 join auth.services s on s.name = v.service
 join auth.roles r on r.name = v.role
+on conflict do nothing;
+
+insert into auth.service_keys (service_id, key_hash, prefix, name)
+select s.id, sha256(convert_to(v.secret, 'UTF8')), left(v.secret, 13), v.service || ' key'
+from (values ('stock', 'eqsk_demo_stock_key_not_secret'),
+             ('sales', 'eqsk_demo_sales_key_not_secret'),
+             ('manufacturing', 'eqsk_demo_manufacturing_key_not_secret')) as v(service, secret)
+join auth.services s on s.name = v.service
 on conflict do nothing;

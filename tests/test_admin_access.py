@@ -29,6 +29,7 @@ class Route:
     status: int  # what the administrator gets
     target: Ref | None = None  # what {id} stands for
     body: dict | None = None  # JSON body; Ref values become ids
+    second: Ref | None = None  # what a second parameter, {key_id}, stands for
 
     def __str__(self):
         return f"{self.method} {self.path}"
@@ -53,6 +54,9 @@ ROUTES = [
     Route("GET", "/services/{id}", RBAC_READ, 200, STOCK),
     Route("PUT", "/services/{id}", RBAC_WRITE, 200, STOCK, {"description": "Warehouses"}),
     Route("DELETE", "/services/{id}", RBAC_WRITE, 204, STOCK),
+    Route("GET", "/services/{id}/keys", RBAC_READ, 200, STOCK),
+    Route("POST", "/services/{id}/keys", RBAC_WRITE, 201, STOCK, {"name": "billing backend"}),
+    Route("DELETE", "/services/{id}/keys/{key_id}", RBAC_WRITE, 204, STOCK, second=Ref("service_keys", "stock key")),
     Route("GET", "/roles", RBAC_READ, 200),
     Route("POST", "/roles", RBAC_WRITE, 201, body={"name": "auditor"}),
     Route("GET", "/roles/{id}", RBAC_READ, 200, CLERK),
@@ -91,7 +95,7 @@ WRITES = [route for route in ROUTES if route.permission.endswith(".write")]
 # Routes reader (who holds only auth.users.read) must not pass.
 NOT_USERS_READ = [route for route in ROUTES if route.permission != USERS_READ]
 # Served by the app but not administration: open, or guarded by the token itself.
-NOT_ADMIN = re.compile(r"^/(auth/|check-token$|healthz$|readyz$|openapi\.json$)")
+NOT_ADMIN = re.compile(r"^/(auth/|check-token$|revocations$|healthz$|readyz$|openapi\.json$)")
 
 
 def row_id(url, ref):
@@ -103,6 +107,8 @@ def row_id(url, ref):
 def send(client, url, route, headers=None, query_string=None):
     """Send `route` as the administrator would, ids resolved in the current database."""
     path = route.path.replace("{id}", str(row_id(url, route.target))) if route.target else route.path
+    if route.second:
+        path = path.replace("{key_id}", str(row_id(url, route.second)))
     body = None
     if route.body is not None:
         body = {key: row_id(url, value) if isinstance(value, Ref) else value for key, value in route.body.items()}
@@ -240,5 +246,5 @@ def test_the_table_covers_every_administration_route(app):
         if not NOT_ADMIN.match(rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    listed = {(route.method, route.path) for route in ROUTES}
+    listed = {(route.method, route.path.replace("{key_id}", "{id}")) for route in ROUTES}
     assert served == listed

@@ -1,6 +1,7 @@
-"""`make bench` cannot rot: a one-second run answers every request with 200, prints the ratios
-to the trivial endpoint and ends with the one the README quotes, renews only tokens that were
-due, and drops its database."""
+"""`make bench` cannot rot: a one-second run answers every request with 200 (with and without a
+service key, and while 50 backends follow the revocation feed), prints the ratios to the trivial
+endpoint and ends with the one the README quotes, renews only tokens that were due, and drops
+its database."""
 
 import re
 import subprocess
@@ -29,15 +30,34 @@ def test_quick_bench_run_completes_and_prints_the_ratios(postgres):
         assert re.search(RATIO.format(endpoint), result.stdout, re.M), result.stdout
     assert re.fullmatch(LAST, result.stdout.splitlines()[-1]), result.stdout
     # Every target, loaded and alone, with the server's and PostgreSQL's CPU a request.
-    for target in ("trivial Flask POST", "GET /healthz", "POST /check-token", "GET /auth/profile"):
+    targets = ("trivial Flask POST", "GET /healthz", "POST /check-token", "GET /auth/profile", "check-token +key")
+    for target in (*targets, "+key, 50 followers"):
         assert re.search(TABLE_ROW.format(re.escape(target)), result.stdout, re.M), result.stdout
     checks = re.findall(TABLE_ROW.format(re.escape("POST /check-token")), result.stdout, re.M)
     assert len(checks) == 2 and all(float(db) > 0 for _, db in checks), result.stdout
     writes = [tuple(map(int, found)) for found in re.findall(WRITES, result.stdout, re.M)]
-    assert len(writes) == 2, result.stdout
+    assert len(writes) == 4, result.stdout
+    # The service key's cost, and that of 50 backends following the feed, next to plain checks.
+    assert re.search(r"^ratio check-token with/without key throughput=\d+\.\d\d server_cpu=", result.stdout, re.M)
+    assert re.search(r"^ratio check-token with/without 50 feed followers throughput=\d+\.\d\d ", result.stdout, re.M)
     # One row written per answer saying renewed, none for a token that was fresh; about one
     # request in ten meets a due token, so a run without any renewal means renewal broke.
     assert all(written == answered and fresh == 0 for written, answered, fresh in writes), result.stdout
     assert sum(written for written, _, _ in writes) > 0, result.stdout
     # Asked of the session's server, which must therefore still run.
     assert db_rows(postgres.server_url, "select 1 from pg_database where datname = 'auth_bench'") == []
+
+
+def test_quick_revocation_bench_times_each_logout_to_its_refusal(postgres):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.revocations", "--logouts", "5", "--pgdata", postgres.pgdata],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(r"with the revocation feed, 5 logouts: p50 (\d+) ms, p99 (\d+) ms, max (\d+) ms$", result.stdout)
+    assert found, result.stdout
+    # Without the feed a cached read lives up to 60 s; with it, a logout reaches the cache at once.
+    assert int(found[3]) < 5000, result.stdout

@@ -23,6 +23,8 @@ AUDIT_EVENTS = [
     "authn_login_fail",
     "authn_login_lock",
     "authn_token_revoked",
+    "authn_token_created",
+    "authn_token_delete",
     "authn_password_change",
     "authn_password_change_fail",
     "authn_password_reset_request",
@@ -72,8 +74,15 @@ def test_client_fixture_checks_responses_against_the_spec(client):
 
 
 def spec_template(rule):
-    """A Flask rule as the spec writes its path: `/users/<int:user_id>` and `/roles/<ref>` become `{id}`."""
-    return re.sub(r"<(?:[^:<>]+:)?[^<>]+>", "{id}", rule)
+    """A Flask rule as the spec writes its path: `/users/<int:user_id>` and `/roles/<ref>` become
+    `{id}`; a second parameter keeps its name (`/services/<ref>/keys/<key_id>`: `{key_id}`)."""
+    seen = []
+
+    def named(match):
+        seen.append(match[1])
+        return "{id}" if len(seen) == 1 else "{" + match[1] + "}"
+
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", named, rule)
 
 
 def test_every_route_is_in_the_spec_and_every_operation_is_a_route(app):
@@ -93,11 +102,13 @@ def test_path_parameters_match_the_routes_converters(app):
     assert rules
     for rule in rules:
         template = spec_template(rule.rule)
-        (parameter,) = [
+        parameters = [
             resolve(pointer("paths", template, "parameters", index))[1]
             for index, _ in enumerate(SPEC["paths"][template]["parameters"])
         ]
-        assert parameter["in"] == "path" and parameter["name"] == "id" and parameter["required"], rule.rule
+        assert [p["name"] for p in parameters] == re.findall(r"\{(\w+)\}", template), rule.rule
+        assert all(p["in"] == "path" and p["required"] for p in parameters), rule.rule
+        parameter = parameters[0]
         if "<int:" in rule.rule:
             assert parameter["schema"] == {"$ref": "#/components/schemas/Id"}, rule.rule
 

@@ -60,9 +60,9 @@ def requires(permission):
             token = require_token()
             with db.connection() as conn:
                 row = q.check_token(
-                    conn, **token_params(token), service_id=None, service_name=AUTH_SERVICE, user_id=None
+                    conn, **token_params(token), service_id=None, service_name=AUTH_SERVICE, user_id=None, key_hash=None
                 )
-                if row is None:
+                if row["user_id"] is None:
                     raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
                 allowed = permission in (row["permissions"] or [])
                 g.caller, g.renewed, g.permission = row, row["renewed"], permission

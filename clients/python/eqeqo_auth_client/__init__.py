@@ -5,14 +5,16 @@ from .errors import (
     AuthError,
     AuthUnavailable,
     BadRequest,
+    CursorExpired,
     Forbidden,
     InvalidCredentials,
     InvalidResetCode,
     InvalidToken,
+    ServiceKeyRejected,
     TooManyAttempts,
 )
-from .guard import TokenGuard
-from .models import Profile, ServiceAccess, Session, TokenCheck, TokenPayload
+from .guard import RevocationFollower, TokenGuard
+from .models import Profile, Revocation, RevocationPage, ServiceAccess, Session, TokenCheck, TokenPayload
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 from .wsgi import AuthMiddleware
 
@@ -25,6 +27,7 @@ __all__ = [
     "AuthMiddleware",
     "AuthUnavailable",
     "BadRequest",
+    "CursorExpired",
     "FileTokenStore",
     "Forbidden",
     "InvalidCredentials",
@@ -32,7 +35,11 @@ __all__ = [
     "InvalidToken",
     "MemoryTokenStore",
     "Profile",
+    "Revocation",
+    "RevocationFollower",
+    "RevocationPage",
     "ServiceAccess",
+    "ServiceKeyRejected",
     "Session",
     "TokenCheck",
     "TokenGuard",

@@ -6,8 +6,8 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from .errors import AuthUnavailable, InvalidToken, error_from_response
-from .models import Profile, Session, TokenCheck
+from .errors import AuthUnavailable, InvalidToken, _seconds_until, error_from_response
+from .models import Profile, RevocationPage, Session, TokenCheck
 from .stores import TokenStore
 
 VERSION = "0.1.0"  # the package version, also sent as the User-Agent
@@ -26,7 +26,8 @@ class AuthClient:
     Only connect failures are retried, and only for calls that are safe to
     repeat (`check_token`, `profile`): a login or a password change is sent once.
     Give it a `token_store` and `login` saves the token there, calls that need a
-    token use the stored one when none is passed, and logout forgets it.
+    token use the stored one when none is passed, and logout forgets it. Give it the
+    backend's `service_key` and it is sent with every check and feed request.
     """
 
     def __init__(
@@ -36,10 +37,12 @@ class AuthClient:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         connect_retries: int = 2,
         token_store: TokenStore | None = None,
+        service_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token_store = token_store
+        self._key_header = {"service-token": service_key} if service_key else {}
         self._connect_retries = connect_retries
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -56,6 +59,11 @@ class AuthClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def has_service_key(self) -> bool:
+        """Whether this client sends a service key (and so may follow the revocation feed)."""
+        return bool(self._key_header)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -96,8 +104,22 @@ class AuthClient:
         body: dict[str, Any] = {"token": token, "service_id": service}
         if user_id is not None:
             body["user_id"] = user_id
-        answer = self._call("POST", "/check-token", json=body, retry=True)
+        answer = self._call("POST", "/check-token", json=body, retry=True, headers=self._key_header)
         return _parse(TokenCheck.from_json, answer)
+
+    def revocations(self, after: str | None = None, *, wait: int = 0, limit: int | None = None) -> RevocationPage:
+        """The revocation feed after the cursor `after` (without one: no events, and the cursor to
+        start from), waiting up to `wait` seconds (at most 25) for the first event. Needs the
+        service key; raises CursorExpired when the feed no longer holds what followed `after`."""
+        params: dict[str, Any] = {"wait": wait}
+        if after is not None:
+            params["after"] = after
+        if limit is not None:
+            params["limit"] = limit
+        response, body = self._exchange(
+            "GET", "/revocations", params=params, headers=self._key_header, retry=True, read_timeout=wait + 5
+        )
+        return _parse(lambda b: RevocationPage.from_json(b, _seconds_until(response.headers.get("Retry-After"))), body)
 
     def forgot_password(self, username: str) -> None:
         """Ask for a reset code by mail; silent on whether the account exists."""
@@ -138,10 +160,28 @@ class AuthClient:
         token: str | None = None,
         json: dict[str, Any] | None = None,
         retry: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one request; return its JSON body or raise the matching AuthError."""
-        headers = {"token": token} if token else None
-        response = self._send(method, path, headers, json, self._connect_retries if retry else 0)
+        headers = {**(headers or {}), **({"token": token} if token else {})}
+        return self._exchange(method, path, json=json, headers=headers, retry=retry)[1]
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        retry: bool = False,
+        read_timeout: float | None = None,
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        """Send one request; return the response and its JSON body, or raise the matching AuthError."""
+        options: dict[str, Any] = {"headers": headers, "json": json, "params": params}
+        if read_timeout is not None:
+            options["timeout"] = httpx.Timeout(read_timeout, connect=DEFAULT_TIMEOUT.connect)
+        response = self._send(method, path, options, self._connect_retries if retry else 0)
         try:
             body = response.json()
         except ValueError:
@@ -153,21 +193,14 @@ class AuthClient:
                 f"{method} {path} answered {response.status_code}, not a JSON object",
                 status=response.status_code,
             )
-        return body
+        return response, body
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str] | None,
-        json: dict[str, Any] | None,
-        retries: int,
-    ) -> httpx.Response:
+    def _send(self, method: str, path: str, options: dict[str, Any], retries: int) -> httpx.Response:
         """Send a request, repeating it only when no connection could be opened."""
         attempt = 0
         while True:
             try:
-                return self._http.request(method, path, headers=headers, json=json)
+                return self._http.request(method, path, **options)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= retries:
                     raise AuthUnavailable(f"cannot connect to {self.base_url}: {exc}") from exc

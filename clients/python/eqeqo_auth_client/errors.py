@@ -56,6 +56,16 @@ class AuthUnavailable(AuthError):
     """The auth service could not be reached or gave no usable answer."""
 
 
+class ServiceKeyRejected(AuthUnavailable):
+    """401 invalid_service_key: this backend's service key is missing, unknown, revoked or
+    expired. A fault of the backend's setup, not of the user: requests fail closed with 503."""
+
+
+class CursorExpired(AuthError):
+    """410: the revocation feed no longer holds the events after this cursor; drop every
+    cached answer and follow the feed again from its head."""
+
+
 _BY_CODE: dict[str, type[AuthError]] = {
     "invalid_json": BadRequest,
     "validation_error": BadRequest,
@@ -65,6 +75,8 @@ _BY_CODE: dict[str, type[AuthError]] = {
     "invalid_token": InvalidToken,
     "forbidden": Forbidden,
     "too_many_attempts": TooManyAttempts,
+    "invalid_service_key": ServiceKeyRejected,
+    "cursor_expired": CursorExpired,
 }
 _BY_STATUS: dict[int, type[AuthError]] = {
     400: BadRequest,

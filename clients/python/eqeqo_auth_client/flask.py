@@ -18,7 +18,9 @@ class EqeqoAuth:
     """Checks each protected request's token with the auth service.
 
     The base URL comes from the argument, else from the app's
-    `EQEQO_AUTH_BASE_URL` config, else the contract's default address. A view
+    `EQEQO_AUTH_BASE_URL` config, else the contract's default address; the
+    service key likewise from `service_key` or `EQEQO_AUTH_SERVICE_KEY`. With a
+    key, checks carry it and the guard follows the revocation feed. A view
     that passes the check finds the token's `TokenPayload` in `flask.g.auth`.
     """
 
@@ -31,8 +33,10 @@ class EqeqoAuth:
         cache_seconds: float = MAX_CACHE_SECONDS,
         client: AuthClient | None = None,
         clock: Callable[[], float] = time.time,
+        service_key: str | None = None,
     ) -> None:
         self.base_url = base_url
+        self.service_key = service_key
         self.service = service
         self.cache_seconds = cache_seconds
         self.client = client
@@ -42,7 +46,10 @@ class EqeqoAuth:
 
     def init_app(self, app: Flask) -> None:
         """Give the app its own guard: its own cache and, unless a client was given, connection pool."""
-        client = self.client or AuthClient(self.base_url or app.config.get("EQEQO_AUTH_BASE_URL", DEFAULT_BASE_URL))
+        client = self.client or AuthClient(
+            self.base_url or app.config.get("EQEQO_AUTH_BASE_URL", DEFAULT_BASE_URL),
+            service_key=self.service_key or app.config.get("EQEQO_AUTH_SERVICE_KEY"),
+        )
         app.extensions[EXTENSION_KEY] = TokenGuard(client, cache_seconds=self.cache_seconds, clock=self.clock)
 
     def require(

@@ -4,6 +4,13 @@ A backend asks POST /check-token before it serves a request. The contract lets
 it reuse a `valid` answer for reads for at most 60 seconds and makes every
 write ask again, so a revoked token loses write access at once and read access
 within the cache window. Concurrent identical checks share one upstream call.
+
+With a service key, the guard also follows the revocation feed (GET /revocations)
+from a background thread and forgets at once what each event names: a logged-out
+token, a user whose grants or status changed, a service whose roles changed. So
+reads stay cached for the whole window and still lose access within about a
+second of a logout. A feed that is lost, or that answers 410, empties the cache;
+until it is back, the window alone bounds what is served from it.
 """
 
 import hashlib
@@ -16,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .client import AuthClient
-from .errors import AuthError, BadRequest, Forbidden, InvalidToken
-from .models import TokenPayload
+from .errors import AuthError, BadRequest, CursorExpired, Forbidden, InvalidToken
+from .models import Revocation, TokenPayload
 
 MAX_CACHE_SECONDS = 60  # the contract's limit on reusing a check-token answer
+FEED_WAIT_SECONDS = 25  # the longest the service holds a feed request open
+FEED_RETRY_SECONDS = 1.0  # pause after a failed feed request
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 log = logging.getLogger("eqeqo_auth_client")
@@ -89,6 +98,7 @@ class TokenGuard:
         cache_seconds: float = MAX_CACHE_SECONDS,
         clock: Callable[[], float] = time.time,
         max_entries: int = 10_000,
+        follow_revocations: bool | None = None,
     ) -> None:
         if not 0 <= cache_seconds <= MAX_CACHE_SECONDS:
             raise ValueError(f"cache_seconds must be between 0 and {MAX_CACHE_SECONDS}")
@@ -99,6 +109,46 @@ class TokenGuard:
         self._cache: OrderedDict[_Key, tuple[TokenPayload, float]] = OrderedDict()
         self._flights: dict[_Key, _Flight] = {}
         self._lock = threading.Lock()
+        # Moves on with every eviction: an answer fetched before one is not cached after it.
+        self._epoch = 0
+        self.feed: RevocationFollower | None = None
+        if follow_revocations if follow_revocations is not None else client.has_service_key:
+            self.feed = RevocationFollower(self)
+            self.feed.start()
+
+    def close(self) -> None:
+        """Stop following the feed."""
+        if self.feed is not None:
+            self.feed.stop()
+
+    def clear(self) -> None:
+        """Forget every cached answer."""
+        with self._lock:
+            self._cache.clear()
+            self._epoch += 1
+
+    def forget(self, events: tuple[Revocation, ...]) -> int:
+        """Forget the cached answers the feed's events name; returns how many went."""
+        if not events:
+            return 0
+        tokens = {e.token_hash for e in events if e.kind == "token"}
+        users = {(e.user_id, e.service_id) for e in events if e.kind == "user"}
+        services = {e.service_id for e in events if e.kind == "service"}
+
+        def stale(key: _Key, payload: TokenPayload) -> bool:
+            return (
+                key[0] in tokens
+                or (payload.user_id, None) in users
+                or (payload.user_id, payload.service_id) in users
+                or payload.service_id in services
+            )
+
+        with self._lock:
+            self._epoch += 1
+            gone = [key for key, (payload, _) in self._cache.items() if stale(key, payload)]
+            for key in gone:
+                del self._cache[key]
+        return len(gone)
 
     def authorize(
         self,
@@ -154,6 +204,8 @@ class TokenGuard:
 
     def _ask(self, key: _Key, token: str, service: int | str, user_id: int | str | None) -> TokenPayload:
         """Ask the auth service; cache a valid answer for reads, drop a refused one."""
+        with self._lock:
+            epoch = self._epoch
         try:
             check = self.client.check_token(token, service, user_id)
         except (InvalidToken, Forbidden, BadRequest):
@@ -165,7 +217,7 @@ class TokenGuard:
         # or by the service's (expires_at), so clock skew cannot stretch it.
         fresh_for = min(self.cache_seconds, check.expires_in, check.expires_at - now)
         with self._lock:
-            if fresh_for > 0:
+            if fresh_for > 0 and epoch == self._epoch:
                 self._cache[key] = (check.payload, now + fresh_for)
                 self._cache.move_to_end(key)
                 while len(self._cache) > self.max_entries:
@@ -173,3 +225,49 @@ class TokenGuard:
             else:
                 self._cache.pop(key, None)
         return check.payload
+
+
+class RevocationFollower:
+    """Follows GET /revocations in a daemon thread, and makes the guard forget what each event names."""
+
+    def __init__(self, guard: TokenGuard, wait: int = FEED_WAIT_SECONDS) -> None:
+        self.guard, self.wait = guard, wait
+        self.healthy = False  # following, with nothing missed since the cache was last emptied
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="eqeqo-auth-revocations", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the request at hand (at most `wait` seconds)."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        cursor: str | None = None
+        while not self._stop.is_set():
+            try:
+                if cursor is None:
+                    cursor = self.guard.client.revocations().cursor
+                    # What is cached now was never checked against the events before this cursor.
+                    self.guard.clear()
+                    self.healthy = True
+                page = self.guard.client.revocations(cursor, wait=self.wait)
+                self.guard.forget(page.events)
+                cursor = page.cursor
+                if page.retry_after and not page.events:
+                    self._stop.wait(page.retry_after)
+            except CursorExpired:
+                log.warning("revocation feed: events were missed (410); the cache is emptied")
+                cursor = None
+                self._lose()
+            except AuthError as error:
+                if self._stop.is_set():
+                    return  # the client was closed under the request at hand
+                log.warning("revocation feed lost, the cache is emptied: %s", error.message)
+                self._lose()
+                self._stop.wait(FEED_RETRY_SECONDS)
+
+    def _lose(self) -> None:
+        self.healthy = False
+        self.guard.clear()

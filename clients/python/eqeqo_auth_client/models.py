@@ -120,3 +120,44 @@ class TokenCheck:
             expires_at=int(body["expires_at"]),
             expires_in=int(body["expires_in"]),
         )
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One event of the revocation feed: what a cache must forget."""
+
+    kind: str  # "token", "user" or "service"
+    token_hash: str | None  # kind "token": the token's SHA-256, hex
+    user_id: int | None  # kind "user"
+    service_id: int | None  # kind "service"; for kind "user", the one service concerned, or None for all
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        kind = str(body["kind"])
+        if kind not in ("token", "user", "service"):
+            raise ValueError(f"unknown revocation kind {kind!r}")
+        return cls(
+            kind=kind,
+            token_hash=body.get("token_hash"),
+            user_id=None if body.get("user_id") is None else int(body["user_id"]),
+            service_id=None if body.get("service_id") is None else int(body["service_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class RevocationPage:
+    """An answer of GET /revocations: events, the cursor to send next, and whether more follow at once."""
+
+    events: tuple[Revocation, ...]
+    cursor: str
+    more: bool
+    retry_after: int | None = None  # the service could not hold the request open: ask again after this
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], retry_after: int | None = None) -> Self:
+        return cls(
+            events=tuple(Revocation.from_json(event) for event in body["events"]),
+            cursor=str(body["cursor"]),
+            more=bool(body["more"]),
+            retry_after=retry_after,
+        )

@@ -13,7 +13,8 @@ PAYLOAD_KEY = "eqeqo_auth.payload"
 
 class AuthMiddleware:
     """Wraps a WSGI app; a request let through finds its `TokenPayload` in
-    `environ["eqeqo_auth.payload"]`.
+    `environ["eqeqo_auth.payload"]`. Give the client the service key
+    (`AuthClient(url, service_key=...)`) and the guard follows the revocation feed.
     """
 
     def __init__(
