@@ -8,7 +8,7 @@ from flask import Flask
 
 import config
 import db
-from blueprints import audit, auth, backends, health, links, passwords, rbac, tokens, users
+from blueprints import audit, auth, backends, health, links, mfa, passwords, rbac, tokens, users
 from web import answers, cors, errors, feed, hot_path, metrics, request_log
 
 log = logging.getLogger("auth.app")
@@ -50,7 +50,7 @@ def create_app(test_config=None):
     request_log.init_app(app)
     metrics.init_app(app)
     cors.init_app(app)  # after request_log, so a preflight answer gets its request id too
-    for blueprint in (auth, tokens, passwords, users, rbac, links, backends, audit, health):
+    for blueprint in (auth, mfa, tokens, passwords, users, rbac, links, backends, audit, health):
         app.register_blueprint(blueprint.bp)
 
     @app.after_request

@@ -2,12 +2,14 @@
 
 import click
 import psycopg
+from cryptography.fernet import InvalidToken
 from flask import current_app
 from flask.cli import with_appcontext
 
 import db
 import jobs
 from db import queries as q
+from security import mfa
 from web import credentials
 from web.errors import ApiError
 from web.validation import EMAIL, NAME, USERNAME, validate
@@ -90,9 +92,29 @@ def status():
         raise SystemExit(1)
 
 
+@click.command("rotate-mfa-keys")
+@with_appcontext
+def rotate_mfa_keys():
+    """Encrypt every TOTP secret again with the first of MFA_ENCRYPTION_KEYS; run it after putting
+    a new key in front, then drop the old key from the setting."""
+    keys = current_app.config["MFA_ENCRYPTION_KEYS"]
+    with db.transaction() as conn:
+        rows = q.all_mfa_secrets(conn)
+        try:
+            for row in rows:
+                stored = mfa.rotate(keys, row["secret_encrypted"])
+                q.store_mfa_secret(conn, user_id=row["user_id"], secret_encrypted=stored)
+        except InvalidToken:
+            raise click.ClickException(
+                f"the secret of user {row['user_id']} opens with none of MFA_ENCRYPTION_KEYS; nothing was changed"
+            ) from None
+    click.echo(f"re-encrypted {len(rows)} TOTP secrets with the first key")
+
+
 def register(app):
     """Attach the commands to the app's CLI."""
     app.cli.add_command(database)
+    app.cli.add_command(rotate_mfa_keys)
     app.cli.add_command(create_admin)
     app.cli.add_command(purge)
     app.cli.add_command(run_jobs)

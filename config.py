@@ -10,6 +10,9 @@ line naming each variable at fault, when a required setting is missing or malfor
 secrets and writes mails to the log, and says so at start.
 """
 
+import base64
+import binascii
+import hashlib
 import os
 import re
 from email.utils import parseaddr
@@ -111,6 +114,15 @@ REVOCATION_RETENTION_SECONDS = env_int("REVOCATION_RETENTION_SECONDS", 86400)  #
 # Retry-After: 1.
 FEED_WAITERS_PER_WORKER = env_int("FEED_WAITERS_PER_WORKER", 1)
 
+# Two-step login (TOTP). The secrets are stored encrypted with the first of these Fernet keys;
+# the others still decrypt, while `flask rotate-mfa-keys` re-encrypts (README, Two-step login).
+# Development derives one from the development secret; production requires its own.
+DEVELOPMENT_MFA_KEY = base64.urlsafe_b64encode(hashlib.sha256(f"{DEVELOPMENT_SECRET} mfa".encode()).digest()).decode()
+MFA_ENCRYPTION_KEYS = env_list("MFA_ENCRYPTION_KEYS", DEVELOPMENT_MFA_KEY if DEVELOPMENT else "")
+# Who must use a second factor: "admins" (whoever holds any auth.* permission) or "nobody".
+MFA_REQUIRED_FOR = env("MFA_REQUIRED_FOR", "nobody" if DEVELOPMENT else "admins")
+MFA_TOKEN_TTL_SECONDS = env_int("MFA_TOKEN_TTL_SECONDS", 300)  # life of the first step's mfa_token
+
 # Passwords.
 PASSWORD_PEPPER = env("PASSWORD_PEPPER", DEVELOPMENT_SECRET if DEVELOPMENT else None)  # HMAC key; not in the database
 PASSWORD_OLD_PEPPERS = env_list("PASSWORD_OLD_PEPPERS")  # earlier peppers, newest first, while hashes still use them
@@ -177,6 +189,15 @@ def problems(cfg):
         # A typo such as a trailing slash would otherwise fail silently in every browser.
         if not re.fullmatch(r"https?://[^/\s*]+", origin):
             found.append(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin such as https://app.example")
+    if cfg["MFA_REQUIRED_FOR"] not in {"admins", "nobody"}:
+        found.append(f"MFA_REQUIRED_FOR must be admins or nobody, not {cfg['MFA_REQUIRED_FOR']!r}")
+    if not cfg["MFA_ENCRYPTION_KEYS"]:
+        found.append(
+            "MFA_ENCRYPTION_KEYS is not set; generate one: "
+            "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+        )
+    elif not all(_fernet_key(key) for key in cfg["MFA_ENCRYPTION_KEYS"]):
+        found.append("MFA_ENCRYPTION_KEYS must be Fernet keys: 32 bytes each, in URL-safe base64")
     if cfg["APP_ENV"] != "production":
         return found
     for name in ("TOKEN_SECRET", "PASSWORD_PEPPER"):
@@ -187,6 +208,8 @@ def problems(cfg):
             found.append(f"{name} is the development value, which is public")
         elif len(secret.encode()) < MIN_SECRET_BYTES:
             found.append(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
+    if DEVELOPMENT_MFA_KEY in cfg["MFA_ENCRYPTION_KEYS"]:
+        found.append("MFA_ENCRYPTION_KEYS holds the development key, which is public")
     if not cfg["SMTP_HOST"]:
         found.append("SMTP_HOST is not set: reset codes and notices must go by mail, never to the log")
     if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", parseaddr(cfg["SMTP_FROM"] or "")[1]):
@@ -200,6 +223,13 @@ def problems(cfg):
             "https://app.example/reset#code={code}"
         )
     return found
+
+
+def _fernet_key(text):
+    try:
+        return len(base64.urlsafe_b64decode(text.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def check(cfg):

@@ -126,6 +126,7 @@ def purge(app):
             deleted["reset_codes"] = q.purge_old_reset_codes(conn)
             deleted["login_addresses"] = q.purge_login_addresses(conn, days=cfg["KNOWN_ADDRESS_DAYS"])
             deleted["audit_events"] = q.purge_audit_events(conn, days=cfg["AUDIT_RETENTION_DAYS"])
+            deleted["mfa_challenges"] = q.purge_mfa_challenges(conn)
             deleted["revocations"] = q.purge_revocations(conn, retention=cfg["REVOCATION_RETENTION_SECONDS"])
             deleted["jobs"] = q.purge_finished_jobs(conn, days=FINISHED_JOB_DAYS)
     return deleted

@@ -44,6 +44,29 @@ def email_changed(conn, to, username, how):
     )
 
 
+def second_factor_added(conn, to, username):
+    """Tell the owner that an authenticator app now guards the account: whoever holds a stolen
+    session could otherwise add his own app unnoticed and keep the owner out."""
+    enqueue(
+        conn,
+        to,
+        "A second factor was added to your Eqeqo account",
+        f"An authenticator app was just added to the Eqeqo account {username}; logins now need its codes.\n\n"
+        "If it was not you, ask an administrator at once to reset it and lock the account.\n",
+    )
+
+
+def second_factor_removed(conn, to, username, how):
+    """Tell the owner that the account's second factor was removed (`how`: by whom)."""
+    enqueue(
+        conn,
+        to,
+        "Your Eqeqo second factor was removed",
+        f"The authenticator app of the Eqeqo account {username} was just removed {how}: a password alone\n"
+        "now logs in. If it was not you, ask an administrator to lock the account at once.\n",
+    )
+
+
 def account_locked(conn, to, username, ip):
     """Tell the owner that repeated wrong passwords locked the account for new addresses."""
     enqueue(

@@ -7,7 +7,7 @@ from psycopg.types.json import Jsonb
 
 import db
 from db import queries as q
-from security.tokens import new_token
+from security.tokens import digest, new_token
 from web import audit, credentials, throttle
 from web.errors import unauthorized
 from web.guard import header_token, require_token, token_params
@@ -42,30 +42,58 @@ def login():
         raise unauthorized("invalid_credentials", "wrong username or password")
     rehashed = credentials.fresh_hash(user, creds["password"])
 
-    token = new_token(cfg["TOKEN_SECRET"])
-    payload = {"user_id": user["id"], "username": user["username"], "name": user["name"]}
-    params = token_params(token)
     with db.transaction() as conn:
-        attempt.succeeded(conn)
-        row = q.create_token(
-            conn,
-            payload=Jsonb(payload),
-            user_id=user["id"],
-            credential_version=user["credential_version"],
-            max_sessions=cfg["MAX_SESSIONS_PER_USER"],
-            **params,
-        )
-        if row is None:
-            # The password changed, or the user was disabled or deleted, while it was checked.
-            raise unauthorized("invalid_credentials", "wrong username or password")
+        two_step = q.mfa_enrolled(conn, user_id=user["id"])
+        # Rows are locked in one order by every login (throttle keys, then the user), so
+        # concurrent logins of one user wait for each other instead of deadlocking. With a
+        # second factor to come, the password alone proves nothing yet: the count of failures
+        # stays until the code.
+        attempt.succeeded(conn, reset=not two_step)
+        if two_step:
+            mfa_token = new_token(cfg["TOKEN_SECRET"])
+            q.create_mfa_challenge(
+                conn,
+                token_hash=digest(mfa_token),
+                user_id=user["id"],
+                credential_version=user["credential_version"],
+                ttl=cfg["MFA_TOKEN_TTL_SECONDS"],
+            )
+            answer = {"mfa_required": True, "mfa_token": mfa_token, "expires_in": cfg["MFA_TOKEN_TTL_SECONDS"]}
+        else:
+            enrol = cfg["MFA_REQUIRED_FOR"] == "admins" and q.holds_admin_permission(conn, user_id=user["id"])
+            answer = session_answer(conn, user, attempt.ip, "mfa_enrolment" if enrol else "full")
+            detail = {"sessions_capped": answer.pop("capped")}
+            audit.record(conn, "authn_login_success", user_id=user["id"], detail=detail)
+            if enrol:
+                answer["mfa_enrolment_required"] = True
         if rehashed:
             q.rehash_password(conn, user_id=user["id"], credential_version=user["credential_version"], **rehashed)
-        q.remember_address(conn, user_id=user["id"], ip=attempt.ip)
-        # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
-        q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"])
-        g.token = token
-        audit.record(conn, "authn_login_success", user_id=user["id"], detail={"sessions_capped": row["capped"]})
-    return {"token": token, **expiry(row["expires_at"]), "payload": payload}
+    return answer
+
+
+def session_answer(conn, user, ip, scope):
+    """Issue a session of `user` (whose credentials were just proved), in the caller's
+    transaction: the login answer, with `capped` (sessions the cap revoked) for the audit."""
+    cfg = current_app.config
+    token = new_token(cfg["TOKEN_SECRET"])
+    payload = {"user_id": user["id"], "username": user["username"], "name": user["name"]}
+    row = q.create_token(
+        conn,
+        payload=Jsonb(payload),
+        user_id=user["id"],
+        credential_version=user["credential_version"],
+        max_sessions=cfg["MAX_SESSIONS_PER_USER"],
+        scope=scope,
+        **token_params(token),
+    )
+    if row is None:
+        # The password changed, or the user was disabled or deleted, while it was checked.
+        raise unauthorized("invalid_credentials", "wrong username or password")
+    q.remember_address(conn, user_id=user["id"], ip=ip)
+    # Each login clears a batch of dead sessions, so the table stays bounded by traffic.
+    q.purge_dead_tokens(conn, batch=cfg["TOKEN_PURGE_BATCH"])
+    g.token = token
+    return {"token": token, **expiry(row["expires_at"]), "payload": payload, "capped": row["capped"]}
 
 
 @bp.post("/auth/logout")
@@ -110,7 +138,8 @@ def profile_of(environ):
     if row is None:
         raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
     payload = {key: row[key] for key in ("user_id", "username", "name", "email", "services")}
-    return {"payload": payload, "renewed": row["renewed"], **expiry(row["expires_at"])}
+    answer = {"payload": payload, "renewed": row["renewed"], **expiry(row["expires_at"])}
+    return {**answer, "mfa_enrolment_required": True} if row["scope"] != "full" else answer
 
 
 @bp.get("/auth/profile")

@@ -10,7 +10,7 @@ from security.tokens import digest
 from web import audit, credentials, throttle
 from web.client_ip import client_ip
 from web.errors import ApiError, unauthorized
-from web.guard import require_token, token_params
+from web.guard import enrol_first, require_token, token_params
 from web.validation import PASSWORD, Str, body
 
 bp = Blueprint("passwords", __name__)
@@ -89,6 +89,8 @@ def change():
         g.renewed = bool(me and me["renewed"])
         if me is None:
             raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
+        if me["scope"] != "full":
+            raise enrol_first()
         user = q.user_account(conn, user_id=me["user_id"])
     credentials.check_policy(data["new_password"], user["username"], (user["email"], user["name"]), "new_password")
     attempt = throttle.check_current_password(user, data["current_password"], "authn_password_change_fail")

@@ -58,6 +58,8 @@ def check(environ):
     g.renewed = row["renewed"]
     if row["user_id"] is None:
         raise refuse(401, "invalid_token", "the token is unknown, expired or revoked; log in again")
+    if row["scope"] != "full":
+        raise ApiError(403, "mfa_enrolment_required", "the user must enrol a second factor first", valid=False)
     if not row["user_matches"]:
         raise refuse(403, "forbidden", "the token belongs to another user")
     if row["service_id"] is None:

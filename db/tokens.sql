@@ -28,9 +28,9 @@ capped as (
     returning token_hash
 ),
 created as (
-    insert into auth.tokens_cache (token_hash, user_id, payload, credential_version, expires_at)
+    insert into auth.tokens_cache (token_hash, user_id, payload, credential_version, expires_at, scope)
     select %(token_hash)s, id, %(payload)s, credential_version,
-           now() + make_interval(secs => least(%(ttl)s, %(max_lifetime)s))
+           now() + make_interval(secs => least(%(ttl)s, %(max_lifetime)s)), %(scope)s
     from account
     returning expires_at
 )
@@ -43,14 +43,15 @@ select expires_at, (select count(*) from capped) as capped from created;
 -- them) hold the validity and renewal rules. Renewal happens only for an allowed use (by a
 -- key of that very service, when a key is sent), and writes nothing while the token is fresh.
 -- Always one row. key_id null with a key sent: the key is unknown or expired. user_id null:
--- the token is dead. Null roles or user_matches false: no access.
+-- the token is dead. Null roles, user_matches false, or a scope other than full (a session
+-- good only for enrolling a second factor): no access.
 with caller as (
     select k.id, k.prefix, k.service_id
     from auth.service_keys k
     where k.key_hash = %(key_hash)s and (k.expires_at is null or k.expires_at > now())
 ),
 live as (
-    select t.token_hash, t.user_id, t.expires_at, u.username, u.name
+    select t.token_hash, t.user_id, t.expires_at, t.scope, u.username, u.name
     from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
@@ -71,6 +72,7 @@ allowed as (
     select live.token_hash
     from live, grants
     where grants.roles is not null
+      and live.scope = 'full'
       and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
       and (%(key_hash)s::bytea is null or (select service_id from caller) = (select id from service))
 ),
@@ -81,7 +83,7 @@ touched as (
     select auth.touch_service_key((select id from caller))
 )
 select caller.id as key_id, caller.prefix as key_prefix, caller.service_id as key_service_id,
-       live.user_id, live.username, live.name,
+       live.user_id, live.username, live.name, live.scope,
        service.id as service_id, service.name as service,
        grants.roles, grants.permissions,
        (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint) as user_matches,
@@ -98,14 +100,14 @@ left join grants on true;
 -- Validate a token, renew it when due, and return its user with every service's grants.
 -- One statement, with the same rules as check_token.
 with live as (
-    select t.token_hash, t.user_id, t.expires_at, u.username, u.name, u.email
+    select t.token_hash, t.user_id, t.expires_at, t.scope, u.username, u.name, u.email
     from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 renewed as (
     select auth.renew_token((select token_hash from live), %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
 )
-select live.user_id, live.username, live.name, live.email,
+select live.user_id, live.username, live.name, live.email, live.scope,
        auth.user_services(live.user_id) as services,
        renewed.expires_at is not null as renewed,
        coalesce(renewed.expires_at, live.expires_at) as expires_at

@@ -48,6 +48,7 @@ ROUTES = [
     Route("PUT", "/users/{id}", USERS_WRITE, 200, BOB, {"name": "Robert"}),
     Route("DELETE", "/users/{id}", USERS_WRITE, 204, BOB),
     Route("DELETE", "/users/{id}/lock", USERS_WRITE, 204, BOB),
+    Route("DELETE", "/users/{id}/mfa", USERS_WRITE, 204, BOB),
     Route("GET", "/audit-events", "auth.audit.read", 200),
     Route("GET", "/services", RBAC_READ, 200),
     Route("POST", "/services", RBAC_WRITE, 201, body={"name": "billing"}),
@@ -215,6 +216,12 @@ def test_admin_passes(client, api, test_database, route):
         test_database,
         "insert into auth.login_failures (key, failures, locked_until)"
         " select 'user:' || id, 5, now() + interval '1 hour' from auth.users where username = 'bob'",
+    )
+    # And has a second factor, so that resetting it has something to reset.
+    db_rows(
+        test_database,
+        "insert into auth.mfa_totp (user_id, secret_encrypted, confirmed_at)"
+        " select id, 'sealed', now() from auth.users where username = 'bob'",
     )
     before = snapshot(test_database, leave_out=("audit_events",))
 

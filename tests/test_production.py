@@ -9,9 +9,11 @@ import sys
 
 import pytest
 
+import config
 from tests.fixtures import ROOT, db_rows
 
 SECRET = "c" * 64
+MFA_KEY = "Y" * 43 + "="  # 32 bytes in URL-safe base64
 MAKE = shutil.which("make") or "make"
 
 
@@ -30,6 +32,7 @@ def production(postgres):
         "PASSWORD_RESET_URL": "https://app.example/reset#code={code}",
         "METRICS_BIND": "off",
         "SERVER_PORT": "0",
+        "MFA_ENCRYPTION_KEYS": MFA_KEY,
     }
 
 
@@ -80,6 +83,10 @@ BROKEN = {
     "a flag that is no flag": ({"SMTP_STARTTLS": "maybe"}, "SMTP_STARTTLS must be true or false"),
     "an unknown mode": ({"APP_ENV": "staging"}, "APP_ENV must be production or development"),
     "a malformed metrics address": ({"METRICS_BIND": "7879"}, "METRICS_BIND must be host:port"),
+    "no MFA key": ({"MFA_ENCRYPTION_KEYS": None}, "MFA_ENCRYPTION_KEYS is not set"),
+    "an MFA key that is no Fernet key": ({"MFA_ENCRYPTION_KEYS": "secret"}, "MFA_ENCRYPTION_KEYS must be Fernet keys"),
+    "the development MFA key": ({"MFA_ENCRYPTION_KEYS": config.DEVELOPMENT_MFA_KEY}, "the development key"),
+    "an unknown MFA policy": ({"MFA_REQUIRED_FOR": "some"}, "MFA_REQUIRED_FOR must be admins or nobody"),
 }
 
 

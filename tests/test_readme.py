@@ -1,5 +1,6 @@
-"""The README's walkthrough ("Try it") runs as written, against a server with the demo data, and
-runs again right after with the same answers: it makes, and removes, what it changes."""
+"""The README's walkthroughs ("Try it", "Two-step login") run as written, against a server with
+the demo data, and run again right after with the same answers: they make, and remove, what
+they change."""
 
 import re
 import shutil
@@ -19,10 +20,10 @@ EXPECTED += [200, 201, 200, 200, 201, 201, 200, 201, 200, 201, 201, 200, 204, 20
 EXPECTED += [204] * 6 + [200] * 4
 
 
-def walkthrough():
-    """The first bash block after the heading "Try it"."""
+def walkthrough(heading="Try it"):
+    """The first bash block after the heading."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Try it") :]
+    section = text[text.index(f"## {heading}") :]
     return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
 
 
@@ -33,7 +34,9 @@ def run(script, server):
     script = script.replace("http://127.0.0.1:7879/metrics", server.metrics_url)
     # Every status goes to stderr, so the answers on stdout stay as the reader sees them.
     prelude = "set -eu\ncurl() { command curl -w '%{stderr}status %{http_code}\\n' \"$@\"; }\n"
-    result = subprocess.run([BASH, "-c", prelude + script], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [BASH, "-c", prelude + script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return [int(code) for code in re.findall(r"^status (\d+)$", result.stderr, re.M)]
 
@@ -52,3 +55,14 @@ def test_the_walkthrough_runs_as_written_twice_in_a_row(demo_server):
 
     assert first == EXPECTED
     assert second == EXPECTED
+
+
+# Login, enrolment, confirmation, the two steps, removal.
+TWO_STEP_EXPECTED = [200, 201, 200, 200, 200, 200]
+
+
+def test_the_two_step_walkthrough_runs_as_written_twice_in_a_row(demo_server):
+    script = walkthrough("Two-step login")
+
+    assert run(script, demo_server) == TWO_STEP_EXPECTED
+    assert run(script, demo_server) == TWO_STEP_EXPECTED

@@ -37,6 +37,13 @@ def token_params(token):
     }
 
 
+def enrol_first():
+    """403 for a session good only for enrolling a second factor (MFA_REQUIRED_FOR)."""
+    return ApiError(
+        403, "mfa_enrolment_required", "enrol a second factor first (POST /auth/mfa/totp), then log in again"
+    )
+
+
 def require_token(environ=None):
     """The header token (kept in `g.token` for the request's log line), or 401 missing_token."""
     token = header_token(environ)
@@ -64,6 +71,8 @@ def requires(permission):
                 )
                 if row["user_id"] is None:
                     raise unauthorized("invalid_token", "the token is unknown, expired or revoked")
+                if row["scope"] != "full":
+                    raise enrol_first()
                 allowed = permission in (row["permissions"] or [])
                 g.caller, g.renewed, g.permission = row, row["renewed"], permission
                 if not allowed:

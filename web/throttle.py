@@ -76,11 +76,13 @@ class Attempt:
         if count["key"] == f"user:{user_id}" and first and self.user["email"]:
             mail.account_locked(conn, self.user["email"], self.user["username"], self.ip)
 
-    def succeeded(self, conn):
+    def succeeded(self, conn, reset=True):
         """Judge the check right, in the caller's transaction: 429 if locked meanwhile, else the
         account's count (as seen from this address) starts over; an address's count stays, or
-        one good account would let an address guess at every other."""
-        counts = q.judge_login_attempt(conn, **self.keys, failed=False, reset=[self.account_key])
+        one good account would let an address guess at every other. `reset=False` for a right
+        password whose second factor is still to come: its count must survive the password."""
+        keys = [self.account_key] if reset else []
+        counts = q.judge_login_attempt(conn, **self.keys, failed=False, reset=keys)
         if counts and counts[0]["blocked_for"]:
             raise too_many(counts[0]["blocked_for"])
 

@@ -8,13 +8,15 @@ from .errors import (
     CursorExpired,
     Forbidden,
     InvalidCredentials,
+    InvalidMfa,
     InvalidResetCode,
     InvalidToken,
+    MfaRequired,
     ServiceKeyRejected,
     TooManyAttempts,
 )
 from .guard import RevocationFollower, TokenGuard
-from .models import Profile, Revocation, RevocationPage, ServiceAccess, Session, TokenCheck, TokenPayload
+from .models import MfaEnrolment, Profile, Revocation, RevocationPage, ServiceAccess, Session, TokenCheck, TokenPayload
 from .stores import FileTokenStore, MemoryTokenStore, TokenStore
 from .wsgi import AuthMiddleware
 
@@ -31,9 +33,12 @@ __all__ = [
     "FileTokenStore",
     "Forbidden",
     "InvalidCredentials",
+    "InvalidMfa",
     "InvalidResetCode",
     "InvalidToken",
     "MemoryTokenStore",
+    "MfaEnrolment",
+    "MfaRequired",
     "Profile",
     "Revocation",
     "RevocationFollower",

@@ -6,8 +6,8 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from .errors import AuthUnavailable, InvalidToken, _seconds_until, error_from_response
-from .models import Profile, RevocationPage, Session, TokenCheck
+from .errors import AuthUnavailable, InvalidToken, MfaRequired, _seconds_until, error_from_response
+from .models import MfaEnrolment, Profile, RevocationPage, Session, TokenCheck
 from .stores import TokenStore
 
 VERSION = "0.1.0"  # the package version, also sent as the User-Agent
@@ -70,9 +70,34 @@ class AuthClient:
         self._http.close()
 
     def login(self, username: str, password: str) -> Session:
-        """Log in by username or email; the token is saved in the store, if any."""
+        """Log in by username or email; the token is saved in the store, if any. For a user with a
+        second factor, raises MfaRequired: finish with `login_mfa(error.mfa_token, code)`."""
         body = self._call("POST", "/auth/login", json={"username": username, "password": password})
-        session = _parse(Session.from_json, body)
+        if body.get("mfa_required") is True:
+            raise _parse(lambda b: MfaRequired(str(b["mfa_token"]), int(b["expires_in"])), body)
+        return self._keep(_parse(Session.from_json, body))
+
+    def login_mfa(self, mfa_token: str, code: str) -> Session:
+        """The second step of a login: a TOTP code from the authenticator app, or a recovery code."""
+        body = self._call("POST", "/auth/login/mfa", json={"mfa_token": mfa_token, "code": code})
+        return self._keep(_parse(Session.from_json, body))
+
+    def start_mfa_enrolment(self, token: str | None = None) -> MfaEnrolment:
+        """Start enrolling an authenticator app: its secret and otpauth:// URI (for a QR code)."""
+        body = self._call("POST", "/auth/mfa/totp", token=self._token(token))
+        return _parse(lambda b: MfaEnrolment(str(b["secret"]), str(b["otpauth_uri"])), body)
+
+    def confirm_mfa_enrolment(self, code: str, token: str | None = None) -> list[str]:
+        """Activate it with one code from the app; returns the ten recovery codes, shown once."""
+        body = self._call("POST", "/auth/mfa/totp/confirm", token=self._token(token), json={"code": code})
+        return _parse(lambda b: [str(c) for c in b["recovery_codes"]], body)
+
+    def remove_mfa(self, password: str, code: str, token: str | None = None) -> None:
+        """Remove one's second factor, with the current password and a code."""
+        self._call("DELETE", "/auth/mfa/totp", token=self._token(token), json={"password": password, "code": code})
+
+    def _keep(self, session: Session) -> Session:
+        """Save a new session's token in the store, if any."""
         if self.token_store is not None:
             self.token_store.save(session.token)
         return session

@@ -61,6 +61,20 @@ class ServiceKeyRejected(AuthUnavailable):
     expired. A fault of the backend's setup, not of the user: requests fail closed with 503."""
 
 
+class MfaRequired(AuthError):
+    """The password was right and a second factor is needed: call
+    `AuthClient.login_mfa(error.mfa_token, code)` within `expires_in` seconds."""
+
+    def __init__(self, mfa_token: str, expires_in: int) -> None:
+        super().__init__("a second factor is required", status=200, code="mfa_required")
+        self.mfa_token, self.expires_in = mfa_token, expires_in
+
+
+class InvalidMfa(AuthError):
+    """401: the code is wrong or used (`invalid_mfa_code`), or the mfa_token is unknown, expired
+    or used (`invalid_mfa_token`: log in again)."""
+
+
 class CursorExpired(AuthError):
     """410: the revocation feed no longer holds the events after this cursor; drop every
     cached answer and follow the feed again from its head."""
@@ -76,6 +90,9 @@ _BY_CODE: dict[str, type[AuthError]] = {
     "forbidden": Forbidden,
     "too_many_attempts": TooManyAttempts,
     "invalid_service_key": ServiceKeyRejected,
+    "invalid_mfa_code": InvalidMfa,
+    "invalid_mfa_token": InvalidMfa,
+    "mfa_enrolment_required": Forbidden,
     "cursor_expired": CursorExpired,
 }
 _BY_STATUS: dict[int, type[AuthError]] = {

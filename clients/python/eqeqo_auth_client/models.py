@@ -14,10 +14,12 @@ class Session:
     user_id: int
     username: str
     name: str | None
+    # The session is good only for enrolling a second factor (the service's MFA_REQUIRED_FOR).
+    mfa_enrolment_required: bool = False
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Self:
-        """Read the body of POST /auth/login."""
+        """Read the body of POST /auth/login (or /auth/login/mfa)."""
         payload = body["payload"]
         return cls(
             token=str(body["token"]),
@@ -26,7 +28,16 @@ class Session:
             user_id=int(payload["user_id"]),
             username=str(payload["username"]),
             name=payload.get("name"),
+            mfa_enrolment_required=body.get("mfa_enrolment_required") is True,
         )
+
+
+@dataclass(frozen=True)
+class MfaEnrolment:
+    """A pending second factor: the secret for an authenticator app, and its otpauth:// URI."""
+
+    secret: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-import { InvalidToken, ServiceUnavailable, errorFromResponse, isObject } from "./errors.js";
+import { InvalidToken, MfaRequired, ServiceUnavailable, errorFromResponse, isObject } from "./errors.js";
 import { MemoryTokenStorage, type TokenStorage } from "./storage.js";
 
 export const DEFAULT_BASE_URL = "http://127.0.0.1:7878";
@@ -28,6 +28,14 @@ export interface Session {
   userId: number;
   username: string;
   name: string | null;
+  /** The session is good only for enrolling a second factor (the service requires one of this user). */
+  mfaEnrolmentRequired: boolean;
+}
+
+/** A second factor being enrolled: the secret for an authenticator app, and its otpauth:// URI for a QR code. */
+export interface MfaEnrolment {
+  secret: string;
+  otpauthUri: string;
 }
 
 /** The roles and permissions of the user in one service. */
@@ -97,9 +105,45 @@ export class AuthClient {
     return this.#expiresIn;
   }
 
-  /** Log in by username or email; the token goes to the storage. */
+  /**
+   * Log in by username or email; the token goes to the storage. For a user with a second
+   * factor this throws MfaRequired: finish with `loginMfa(error.mfaToken, code)`.
+   */
   async login(username: string, password: string): Promise<Session> {
     const body = await this.#call({ method: "POST", path: "/auth/login", json: { username, password } });
+    if (body.mfa_required === true) {
+      throw readAnswer(() => new MfaRequired(string(body.mfa_token), number(body.expires_in)));
+    }
+    return this.#keep(body);
+  }
+
+  /** The second step of a login: a code from the authenticator app, or a recovery code. */
+  async loginMfa(mfaToken: string, code: string): Promise<Session> {
+    const body = await this.#call({ method: "POST", path: "/auth/login/mfa", json: { mfa_token: mfaToken, code } });
+    return this.#keep(body);
+  }
+
+  /** Start enrolling an authenticator app for the stored session's user. */
+  async startMfaEnrolment(): Promise<MfaEnrolment> {
+    const body = await this.#call({ method: "POST", path: "/auth/mfa/totp", token: await this.#token() });
+    return readAnswer(() => ({ secret: string(body.secret), otpauthUri: string(body.otpauth_uri) }));
+  }
+
+  /** Activate it with one code from the app; resolves to the ten recovery codes, to show once. */
+  async confirmMfaEnrolment(code: string): Promise<string[]> {
+    const token = await this.#token();
+    const body = await this.#call({ method: "POST", path: "/auth/mfa/totp/confirm", json: { code }, token });
+    return readAnswer(() => strings(body.recovery_codes));
+  }
+
+  /** Remove the user's second factor, with the current password and a code. */
+  async removeMfa(password: string, code: string): Promise<void> {
+    const token = await this.#token();
+    await this.#call({ method: "DELETE", path: "/auth/mfa/totp", json: { password, code }, token });
+  }
+
+  /** Read a login answer and keep its token. */
+  async #keep(body: Body): Promise<Session> {
     const session = readAnswer(() => {
       const payload = object(body.payload);
       return {
@@ -109,6 +153,7 @@ export class AuthClient {
         userId: number(payload.user_id),
         username: string(payload.username),
         name: nullable(string, payload.name),
+        mfaEnrolmentRequired: body.mfa_enrolment_required === true,
       };
     });
     await this.storage.set(session.token);

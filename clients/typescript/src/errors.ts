@@ -45,9 +45,30 @@ export class InvalidToken extends AuthError {
   override name = "InvalidToken";
 }
 
-/** 403 `forbidden`: the token is live but gives no access there. */
+/** 403 `forbidden`: the token is live but gives no access there (`mfa_enrolment_required`: enrol a second factor first). */
 export class Forbidden extends AuthError {
   override name = "Forbidden";
+}
+
+/** 401 `invalid_mfa_code` (wrong or used code: ask again) or `invalid_mfa_token` (log in again). */
+export class InvalidMfa extends AuthError {
+  override name = "InvalidMfa";
+}
+
+/**
+ * Thrown by `login` when the password was right and a second factor is needed: show a code
+ * field, then call `loginMfa(error.mfaToken, code)` within `expiresIn` seconds.
+ */
+export class MfaRequired extends AuthError {
+  override name = "MfaRequired";
+  readonly mfaToken: string;
+  readonly expiresIn: number;
+
+  constructor(mfaToken: string, expiresIn: number) {
+    super("a second factor is required", { status: 200, code: "mfa_required" });
+    this.mfaToken = mfaToken;
+    this.expiresIn = expiresIn;
+  }
 }
 
 /** 429 `too_many_attempts`: the account or address is locked for `retryAfter` seconds. */
@@ -74,6 +95,9 @@ const BY_CODE: Record<string, typeof AuthError> = {
   missing_token: InvalidToken,
   invalid_token: InvalidToken,
   forbidden: Forbidden,
+  mfa_enrolment_required: Forbidden,
+  invalid_mfa_code: InvalidMfa,
+  invalid_mfa_token: InvalidMfa,
 };
 
 // Backends in front of other services may answer without one of the codes above.

@@ -1,5 +1,5 @@
 // What the tests share: the servers test/run.py started, fresh users, and the mailed reset codes.
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -96,4 +96,23 @@ export function countingFetch() {
     return fetch(request);
   };
   return { fetchFn, calls };
+}
+
+/** The RFC 6238 code (SHA-1, 6 digits, 30 s) of `secret` (base32) for the step `stepsBack` before
+ * now, as an authenticator app shows it; never a moment before a step ends. */
+export async function totp(secret, stepsBack = 0) {
+  if (30 - ((Date.now() / 1000) % 30) < 1.5) {
+    await sleep(1600);
+  }
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const char of secret.replace(/=+$/, "")) {
+    bits += alphabet.indexOf(char).toString(2).padStart(5, "0");
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) - stepsBack));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
