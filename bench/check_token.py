@@ -103,6 +103,23 @@ def drop_database(server_url):
         conn.execute(f"drop database if exists {DATABASE} with (force)")
 
 
+@contextlib.contextmanager
+def bench_database(pgdata):
+    """A fresh auth_bench on the embedded PostgreSQL of `pgdata` (started unless it runs), and a
+    folder for logs; yields (its URL, the folder). Afterwards the database is dropped, the
+    folder removed, and the server stopped if this started it."""
+    started_server = not server_running(pgdata)
+    server_url = embedded.start(pgdata)
+    log_dir = Path(tempfile.mkdtemp(prefix="auth-bench-"))
+    try:
+        yield create_database(server_url), log_dir
+    finally:
+        drop_database(server_url)
+        if started_server:
+            embedded.stop(pgdata)
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
 def seed_sessions(url, token_count):
     """Users with grants, and `token_count` live tokens spread over them; returns (token, user_id) pairs."""
     with psycopg.connect(url) as conn:
@@ -503,39 +520,32 @@ def start_trivial(args, log_path):
 
 def main(argv=None):
     args = parse_args(argv)
-    started_server = not server_running(args.pgdata)
-    server_url = embedded.start(args.pgdata)
-    log_dir = Path(tempfile.mkdtemp(prefix="auth-bench-"))
-    server = trivial = None
-    try:
-        url = create_database(server_url)
+    with bench_database(args.pgdata) as (url, log_dir):
         sessions = seed_sessions(url, args.tokens)
         loaded = table_size(url)
         env = {"DATABASE_URL": url, "GUNICORN_CMD_ARGS": args.gunicorn_args}
-        server = local_gunicorn.start(env, log_dir / "gunicorn.log")
-        trivial = start_trivial(args, log_dir / "trivial.log")
-        postgres = psutil.Process(postmaster_pid(args.pgdata))
-        service = (urlsplit(server.url).port, psutil.Process(server.process.pid))
-        all_targets = targets((trivial[0], psutil.Process(trivial[1].pid)), service, sessions)
-        phases = asyncio.run(run_phases(all_targets, postgres, url, args))
-        failed = {p.target.name: p.failures for p in phases if p.failures}
-        if failed:
-            log_tail = (log_dir / "gunicorn.log").read_text(errors="replace")[-4000:]
-            sys.exit(f"requests failed (status or error: count): {failed}\ngunicorn's log ends:\n{log_tail}")
-        rss = [worker.memory_info().rss for worker in service[1].children()]
-        settings = " ".join([*gunicorn_settings(), args.gunicorn_args]).strip()
-        settings += f" (worker in use: {worker_in_use(server.log())})"
-        report(phases, rss, (loaded, table_size(url)), settings, args)
-    finally:
-        if trivial is not None:
-            trivial[1].terminate()
-            trivial[1].wait(15)
-        if server is not None:
-            server.stop()
-        drop_database(server_url)
-        if started_server:
-            embedded.stop(args.pgdata)
-        shutil.rmtree(log_dir, ignore_errors=True)
+        server = trivial = None
+        try:
+            server = local_gunicorn.start(env, log_dir / "gunicorn.log")
+            trivial = start_trivial(args, log_dir / "trivial.log")
+            postgres = psutil.Process(postmaster_pid(args.pgdata))
+            service = (urlsplit(server.url).port, psutil.Process(server.process.pid))
+            all_targets = targets((trivial[0], psutil.Process(trivial[1].pid)), service, sessions)
+            phases = asyncio.run(run_phases(all_targets, postgres, url, args))
+            failed = {p.target.name: p.failures for p in phases if p.failures}
+            if failed:
+                log_tail = (log_dir / "gunicorn.log").read_text(errors="replace")[-4000:]
+                sys.exit(f"requests failed (status or error: count): {failed}\ngunicorn's log ends:\n{log_tail}")
+            rss = [worker.memory_info().rss for worker in service[1].children()]
+            settings = " ".join([*gunicorn_settings(), args.gunicorn_args]).strip()
+            settings += f" (worker in use: {worker_in_use(server.log())})"
+            report(phases, rss, (loaded, table_size(url)), settings, args)
+        finally:
+            if trivial is not None:
+                trivial[1].terminate()
+                trivial[1].wait(15)
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":

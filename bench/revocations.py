@@ -15,9 +15,7 @@ figure is what the window leaves of each cached answer.
 
 import argparse
 import random
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,8 +24,8 @@ import httpx
 from eqeqo_auth_client import AuthClient, InvalidToken, TokenGuard
 from eqeqo_auth_client.guard import MAX_CACHE_SECONDS
 
-from bench.check_token import SERVICE, SERVICE_KEY, create_database, drop_database, seed_sessions, server_running
-from devtools import embedded, local_gunicorn
+from bench.check_token import SERVICE, SERVICE_KEY, bench_database, seed_sessions
+from devtools import local_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.01
@@ -85,29 +83,20 @@ def measure(base_url, sessions, with_feed):
 
 def main(argv=None):
     args = parse_args(argv)
-    started_server = not server_running(args.pgdata)
-    server_url = embedded.start(args.pgdata)
-    log_dir = Path(tempfile.mkdtemp(prefix="auth-bench-"))
-    server = None
-    try:
-        url = create_database(server_url)
+    with bench_database(args.pgdata) as (url, log_dir):
         sessions = seed_sessions(url, args.logouts)
         server = local_gunicorn.start({"DATABASE_URL": url}, log_dir / "gunicorn.log")
-        latencies = measure(server.url, sessions, not args.without_feed)
-        how = "without the feed (cache window 60 s)" if args.without_feed else "with the revocation feed"
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-        print(
-            f"revocation to refusal at a caching backend, {how}, {len(latencies)} logouts:"
-            f" p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
-            f" max {latencies[-1] * 1000:.0f} ms"
-        )
-    finally:
-        if server is not None:
+        try:
+            latencies = measure(server.url, sessions, not args.without_feed)
+        finally:
             server.stop()
-        drop_database(server_url)
-        if started_server:
-            embedded.stop(args.pgdata)
-        shutil.rmtree(log_dir, ignore_errors=True)
+    how = "without the feed (cache window 60 s)" if args.without_feed else "with the revocation feed"
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    print(
+        f"revocation to refusal at a caching backend, {how}, {len(latencies)} logouts:"
+        f" p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
+        f" max {latencies[-1] * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":
