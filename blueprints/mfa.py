@@ -102,6 +102,8 @@ def remove():
     with db.connection() as conn:
         me, _ = caller(conn)
         user = q.user_account(conn, user_id=me["user_id"])
+        if not q.mfa_enrolled(conn, user_id=user["id"]):
+            raise ApiError(409, "conflict", "no second factor is active")
     attempt = throttle.check_current_password(user, data["password"], "authn_mfa_fail")
     with db.transaction() as conn:
         how = judge(conn, user["id"], data["code"])

@@ -337,3 +337,9 @@ def rotating_info(app):
     from flask.cli import ScriptInfo
 
     return ScriptInfo(create_app=lambda: app)
+
+
+def test_removing_a_second_factor_nobody_has_is_409_and_counts_no_failure(client, test_database):
+    body = {"password": "not-the-right-password-1", "code": "000000"}
+    assert_error(client.delete("/auth/mfa/totp", json=body, headers=headers_of(client)), 409, "conflict")
+    assert db_rows(test_database, "select count(*) as n from auth.login_failures where failures > 0")[0]["n"] == 0
