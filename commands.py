@@ -2,7 +2,6 @@
 
 import click
 import psycopg
-from cryptography.fernet import InvalidToken
 from flask import current_app
 from flask.cli import with_appcontext
 
@@ -100,14 +99,13 @@ def rotate_mfa_keys():
     keys = current_app.config["MFA_ENCRYPTION_KEYS"]
     with db.transaction() as conn:
         rows = q.all_mfa_secrets(conn)
-        try:
-            for row in rows:
-                stored = mfa.rotate(keys, row["secret_encrypted"])
-                q.store_mfa_secret(conn, user_id=row["user_id"], secret_encrypted=stored)
-        except InvalidToken:
-            raise click.ClickException(
-                f"the secret of user {row['user_id']} opens with none of MFA_ENCRYPTION_KEYS; nothing was changed"
-            ) from None
+        for row in rows:
+            stored = mfa.rotate(keys, row["secret_encrypted"])
+            if stored is None:  # raised inside the transaction, so no secret is changed
+                raise click.ClickException(
+                    f"the secret of user {row['user_id']} opens with none of MFA_ENCRYPTION_KEYS; nothing was changed"
+                )
+            q.store_mfa_secret(conn, user_id=row["user_id"], secret_encrypted=stored)
     click.echo(f"re-encrypted {len(rows)} TOTP secrets with the first key")
 
 

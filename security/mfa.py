@@ -11,7 +11,6 @@ import secrets
 import time
 
 import pyotp
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from security.tokens import digest
 
@@ -26,6 +25,9 @@ RECOVERY_LENGTH = 10
 
 def cipher(keys):
     """The encryption of `keys` (MFA_ENCRYPTION_KEYS): the first encrypts, all decrypt."""
+    # Imported here: cryptography adds 8 MiB to a worker, and most never serve a second factor.
+    from cryptography.fernet import Fernet, MultiFernet
+
     return MultiFernet([Fernet(key) for key in keys])
 
 
@@ -45,6 +47,8 @@ def encrypt(keys, secret):
 
 def decrypt(keys, stored):
     """The secret, or None when no configured key opens it (a key removed too early)."""
+    from cryptography.fernet import InvalidToken
+
     try:
         return cipher(keys).decrypt(stored.encode()).decode()
     except InvalidToken:
@@ -52,8 +56,13 @@ def decrypt(keys, stored):
 
 
 def rotate(keys, stored):
-    """`stored` encrypted again with the first key."""
-    return cipher(keys).rotate(stored.encode()).decode()
+    """`stored` encrypted again with the first key, or None when no configured key opens it."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return cipher(keys).rotate(stored.encode()).decode()
+    except InvalidToken:
+        return None
 
 
 def matching_step(secret, code, now=None):

@@ -16,8 +16,6 @@ import unicodedata
 from functools import lru_cache
 
 import bcrypt
-from zxcvbn import zxcvbn
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 MIN_SCORE = 3  # zxcvbn's "safely unguessable: moderate protection from offline slow-hash attacks"
 
@@ -78,9 +76,15 @@ def dummy_hash(pepper, rounds):
     return hash_password(secrets.token_urlsafe(16), pepper, rounds)
 
 
+# zxcvbn is imported where a password is judged: its lists add 12 MiB to a worker, and most
+# workers only ever check tokens.
+
+
 @lru_cache(maxsize=1)
 def _common_passwords():
     # zxcvbn's list of the 30,000 most common passwords (from leaked password sets).
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
@@ -98,6 +102,8 @@ def policy_problem(password, username, min_len, max_len, user_inputs=()):
         return "is too common; choose another"
     if username and username.casefold() in folded:
         return "must not contain the username"
+    from zxcvbn import zxcvbn
+
     inputs = [value for value in (username, *user_inputs) if value]
     estimate = zxcvbn(normalized, user_inputs=inputs, max_length=max_len)
     if estimate["score"] < MIN_SCORE:

@@ -333,6 +333,22 @@ def test_rotating_the_encryption_key_keeps_every_enrolment(client, enrolled, tes
     rotating.extensions["db_pool"].close()
 
 
+def test_rotating_without_the_key_in_use_changes_nothing(client, enrolled, test_database, mailbox):
+    from click.testing import CliRunner
+
+    from commands import rotate_mfa_keys
+    from tests.fixtures import test_settings
+
+    (before,) = db_rows(test_database, "select secret_encrypted from auth.mfa_totp")
+    strangers = [Fernet.generate_key().decode(), Fernet.generate_key().decode()]
+    rotating = create_app({**test_settings(test_database, mailbox), "MFA_ENCRYPTION_KEYS": strangers})
+    result = CliRunner().invoke(rotate_mfa_keys, obj=rotating_info(rotating))
+    rotating.extensions["db_pool"].close()
+    assert result.exit_code == 1
+    assert "opens with none of MFA_ENCRYPTION_KEYS; nothing was changed" in result.output
+    assert db_rows(test_database, "select secret_encrypted from auth.mfa_totp") == [before]
+
+
 def rotating_info(app):
     from flask.cli import ScriptInfo
 

@@ -143,6 +143,24 @@ def test_production_code_never_imports_development_machinery():
         assert "devtools" not in text and "pgserver" not in text, path
 
 
+def test_a_serving_worker_holds_no_library_only_some_requests_need(production):
+    """Memory: a worker that checks tokens never loads the password estimator (12 MiB), the
+    cipher of TOTP secrets (8 MiB), the migration tool or the YAML parser; they load when a
+    request needs them."""
+    heavy = ("zxcvbn", "cryptography", "yoyo", "yaml")
+    probe = (
+        "import sys, wsgi\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        "from security import mfa, passwords\n"
+        "passwords.policy_problem('juniper-quiet-anchor-5', 'someone', 12, 128)\n"
+        f"mfa.decrypt([{MFA_KEY!r}], mfa.encrypt([{MFA_KEY!r}], 'JBSWY3DPEHPK3PXP'))\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], env=production, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "['cryptography', 'zxcvbn']"]
+
+
 def test_make_db_loads_no_demo_user_into_a_database_of_ones_own(postgres, tmp_path):
     url = postgres.url("postgres").replace("/postgres?", "/auth_own?")
     db_rows(postgres.server_url, "drop database if exists auth_own with (force)")
