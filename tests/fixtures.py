@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
@@ -31,6 +32,7 @@ from db import migrate
 from devtools import demo, embedded, local_gunicorn
 from security.passwords import hash_password
 from tests.openapi_check import SpecCheckingClient
+from web import request_log
 
 ROOT = Path(__file__).resolve().parent.parent
 PGTEST = ROOT / "var" / "pgtest"
@@ -237,6 +239,25 @@ def app(app_factory):
 def client(app):
     """Flask's test client for `app`."""
     return app.test_client()
+
+
+@pytest.fixture
+def access_lines(tmp_path):
+    """A function returning the access lines the in-process app has written since the test began,
+    as dicts: read from a file the app's line buffer writes to instead of stderr meanwhile."""
+    lines = request_log.ACCESS_LINES
+    path = tmp_path / "access.log"
+    lines.flush()
+    fd, lines.fd = lines.fd, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+
+    def written():
+        lines.flush()
+        return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+    yield written
+    lines.flush()
+    test_fd, lines.fd = lines.fd, fd
+    os.close(test_fd)
 
 
 class Snapshot:

@@ -2,9 +2,14 @@
 fingerprint, request id), never a token, password or reset code; under gunicorn every line,
 the master's own included, is a JSON object."""
 
+import contextlib
+import datetime
 import json
 import logging
+import os
 import re
+import select
+import threading
 import time
 
 import httpx
@@ -14,12 +19,9 @@ from pythonjsonlogger.core import BaseJsonFormatter
 from security.tokens import fingerprint
 from tests import fixtures
 from tests.fixtures import DEMO, start_gunicorn, stop_gunicorn
+from web import request_log
 
 ACCESS_FIELDS = {"ip", "method", "path", "endpoint", "status", "duration_ms", "token_fp", "request_id"}
-
-
-def access_records(caplog):
-    return [record for record in caplog.records if record.name == "auth.access"]
 
 
 def as_json(record):
@@ -30,14 +32,29 @@ def as_json(record):
     return json.loads(line)
 
 
-def test_one_json_access_line_per_request(client, api, caplog):
+def test_one_json_access_line_per_request(client, api, access_lines, caplog):
     token = api.login("alice")
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="auth.access"):
-        response = client.get("/auth/profile", headers={"token": token, "X-Request-ID": "trace-42"})
+    before = len(access_lines())
+    response = client.get("/auth/profile", headers={"token": token, "X-Request-ID": "trace-42"})
     assert response.status_code == 200
-    (record,) = access_records(caplog)
-    line = as_json(record)
+    (line,) = access_lines()[before:]
+    # The same fields, in the same order, as every other line the app writes.
+    logging.getLogger("auth.example").warning("other", extra={"detail": 1})
+    other = as_json(next(r for r in caplog.records if r.name == "auth.example"))
+    assert list(line)[:5] == list(other)[:5] == ["asctime", "levelname", "name", "process", "message"]
+    assert list(line)[-1] == list(other)[-1] == "timestamp"
+    assert (line["levelname"], line["name"], line["process"], line["message"]) == (
+        "INFO",
+        "auth.access",
+        os.getpid(),
+        "request",
+    )
+    assert line["asctime"] <= other["asctime"] and line["timestamp"] <= other["timestamp"]
+    # asctime is the local time of the same instant as the UTC timestamp, to the millisecond.
+    instant = datetime.datetime.fromisoformat(line["timestamp"])
+    assert instant.utcoffset() == datetime.timedelta(0)
+    local = instant.astimezone()
+    assert line["asctime"] == local.strftime("%Y-%m-%d %H:%M:%S,") + f"{local.microsecond // 1000:03d}"
     assert ACCESS_FIELDS | {"asctime", "timestamp", "levelname", "process"} <= set(line)
     assert line["ip"] == "127.0.0.1"
     assert (line["method"], line["path"], line["endpoint"], line["status"]) == (
@@ -61,23 +78,108 @@ def test_one_json_access_line_per_request(client, api, caplog):
         ("get", "/users", {"headers": {"token": "0" * 64}}, 401),
     ],
 )
-def test_errors_are_logged_too(client, caplog, method, path, kwargs, status):
-    with caplog.at_level(logging.INFO, logger="auth.access"):
-        response = getattr(client, method)(path, **kwargs)
+def test_errors_are_logged_too(client, access_lines, method, path, kwargs, status):
+    response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status
-    (record,) = access_records(caplog)
-    line = as_json(record)
+    (line,) = access_lines()
     assert (line["method"], line["path"], line["status"]) == (method.upper(), path, status)
     assert line["request_id"] == response.headers["X-Request-ID"]
 
 
-def test_the_body_token_of_check_token_is_fingerprinted(client, api, caplog):
+def test_the_body_token_of_check_token_is_fingerprinted(client, api, access_lines):
     token = api.login("alice")
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="auth.access"):
-        client.post("/check-token", json={"token": token, "service_id": "stock"})
-    (record,) = access_records(caplog)
-    assert as_json(record)["token_fp"] == fingerprint(token)
+    before = len(access_lines())
+    client.post("/check-token", json={"token": token, "service_id": "stock"})
+    (line,) = access_lines()[before:]
+    assert line["token_fp"] == fingerprint(token)
+
+
+def test_the_access_logger_level_decides(client, access_lines):
+    logger = logging.getLogger("auth.access")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        assert client.get("/healthz").status_code == 200
+        assert access_lines() == []
+    finally:
+        logger.setLevel(level)
+    client.get("/healthz")
+    assert [line["path"] for line in access_lines()] == ["/healthz"]
+
+
+def test_buffered_lines_are_written_whole_in_writes_of_at_most_pipe_buf(monkeypatch):
+    """Threads add lines of many lengths; what reaches the pipe is every line, whole, in
+    writes that each end a line and fit PIPE_BUF (so a pipe never interleaves them)."""
+    writes = []
+    real_write = os.write
+    read_end, write_end = os.pipe()
+
+    def spying_write(fd, data):
+        if fd == write_end:
+            writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(request_log.os, "write", spying_write)
+    buffer = request_log.LineBuffer(fd=write_end, delay=60)
+    sent = [f'{{"n":{i},"pad":"{"x" * (i % 700)}"}}\n'.encode() for i in range(800)]
+
+    def add(part):
+        for line in part:
+            buffer.add(line)
+
+    threads = [threading.Thread(target=add, args=(sent[i::4],)) for i in range(4)]
+    reader = threading.Thread(target=lambda: received.append(read_all(read_end)))
+    received = []
+    reader.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    buffer.flush()
+    os.close(write_end)
+    reader.join()
+    os.close(read_end)
+    assert sorted(received[0].splitlines(keepends=True)) == sorted(sent)
+    assert all(len(data) <= select.PIPE_BUF and data.endswith(b"\n") for data in writes)
+    assert len(writes) < len(sent) / 4  # batched, not a write per line
+
+
+def read_all(fd):
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_buffered_lines_reach_stderr_within_a_second_unflushed():
+    read_end, write_end = os.pipe()
+    buffer = request_log.LineBuffer(fd=write_end, delay=0.2)
+    buffer.add(b'{"n":1}\n')
+    os.set_blocking(read_end, False)
+    deadline = time.monotonic() + 5
+    got = b""
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with contextlib.suppress(BlockingIOError):
+            got = os.read(read_end, 100)
+    os.close(read_end)
+    assert got == b'{"n":1}\n'
+
+
+def test_a_forked_child_does_not_write_its_parents_lines_again():
+    read_end, write_end = os.pipe()
+    buffer = request_log.LineBuffer(fd=write_end, delay=60)
+    buffer.add(b"parent\n")
+    pid = os.fork()
+    if pid == 0:  # the child: a line of its own, written at its exit
+        buffer.add(b"child\n")
+        buffer.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    buffer.flush()
+    os.close(write_end)
+    assert sorted(read_all(read_end).splitlines()) == [b"child", b"parent"]
+    os.close(read_end)
 
 
 def reset_code(mailbox, address, mailed):
@@ -92,7 +194,7 @@ def reset_code(mailbox, address, mailed):
     raise AssertionError(f"no reset mail to {address}")
 
 
-def test_no_secret_reaches_any_log_line(client, api, mailbox, caplog):
+def test_no_secret_reaches_any_log_line(client, api, mailbox, caplog, access_lines):
     """Login, token use, logout, password change and reset: no line holds a secret."""
     # A user of its own, so the reset mail goes to an address no other test reads.
     password, address = "juniper-quiet-anchor-5", "log-secrets@example.com"
@@ -118,9 +220,10 @@ def test_no_secret_reaches_any_log_line(client, api, mailbox, caplog):
         assert reset.status_code == 200
         secrets.append("harbor-lights-at-dawn-3")
         client.post("/auth/logout", headers={"token": token})
-    assert len(access_records(caplog)) >= 7
+    assert len(access_lines()) >= 7
     # aiosmtpd's own log ("mail.log") belongs to the test mailbox, which reads the mail itself.
-    written = "\n".join(json.dumps(as_json(record)) for record in caplog.records if record.name != "mail.log")
+    records = [json.dumps(as_json(record)) for record in caplog.records if record.name != "mail.log"]
+    written = "\n".join(records + [json.dumps(line) for line in access_lines()])
     for secret in secrets:
         assert secret not in written
 
