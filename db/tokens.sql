@@ -39,9 +39,10 @@ select expires_at, (select count(*) from capped) as capped from created;
 -- name: check_token^
 -- Validate a token for one service, renew it when due, return the user's grants there; and
 -- when the caller sent a service key (key_hash), check it and mark it used. One statement,
--- so one round trip; auth.live_token and auth.renew_token (the latest migration that defines
--- them) hold the validity and renewal rules. Renewal happens only for an allowed use (by a
--- key of that very service, when a key is sent), and writes nothing while the token is fresh.
+-- so one round trip; auth.live_token, auth.renewal_due and auth.renew_token (the latest
+-- migration that defines them) hold the validity and renewal rules. Renewal happens only for
+-- an allowed use (by a key of that very service, when a key is sent); while the token is
+-- fresh the renewal is not even called, so nothing is written.
 -- Always one row. key_id null with a key sent: the key is unknown or expired. user_id null:
 -- the token is dead. Null roles, user_matches false, or a scope other than full (a session
 -- good only for enrolling a second factor): no access.
@@ -51,7 +52,7 @@ with caller as (
     where k.key_hash = %(key_hash)s and (k.expires_at is null or k.expires_at > now())
 ),
 live as (
-    select t.token_hash, t.user_id, t.expires_at, t.scope, u.username, u.name
+    select t.token_hash, t.user_id, t.expires_at, t.modified_at, t.scope, u.username, u.name
     from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
@@ -69,7 +70,7 @@ grants as (
     join auth.user_grants g on g.user_id = live.user_id and g.service_id = service.id
 ),
 allowed as (
-    select live.token_hash
+    select live.token_hash, live.modified_at
     from live, grants
     where grants.roles is not null
       and live.scope = 'full'
@@ -77,10 +78,12 @@ allowed as (
       and (%(key_hash)s::bytea is null or (select service_id from caller) = (select id from service))
 ),
 renewed as (
-    select auth.renew_token((select token_hash from allowed), %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
+    select auth.renew_token(token_hash, %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
+    from allowed
+    where auth.renewal_due(modified_at, %(threshold)s)
 ),
 touched as (
-    select auth.touch_service_key((select id from caller))
+    select auth.touch_service_key(id) from caller
 )
 select caller.id as key_id, caller.prefix as key_prefix, caller.service_id as key_service_id,
        live.user_id, live.username, live.name, live.scope,
@@ -89,8 +92,8 @@ select caller.id as key_id, caller.prefix as key_prefix, caller.service_id as ke
        (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint) as user_matches,
        renewed.expires_at is not null as renewed,
        coalesce(renewed.expires_at, live.expires_at) as expires_at
-from touched
-cross join renewed
+from (select count(*) from touched) as key_marked  -- evaluated, though it returns nothing
+left join renewed on true
 left join caller on true
 left join live on true
 left join service on true
@@ -100,19 +103,21 @@ left join grants on true;
 -- Validate a token, renew it when due, and return its user with every service's grants.
 -- One statement, with the same rules as check_token.
 with live as (
-    select t.token_hash, t.user_id, t.expires_at, t.scope, u.username, u.name, u.email
+    select t.token_hash, t.user_id, t.expires_at, t.modified_at, t.scope, u.username, u.name, u.email
     from auth.live_token(%(token_hash)s) t
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ),
 renewed as (
-    select auth.renew_token((select token_hash from live), %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
+    select auth.renew_token(token_hash, %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
+    from live
+    where auth.renewal_due(modified_at, %(threshold)s)
 )
 select live.user_id, live.username, live.name, live.email, live.scope,
        auth.user_services(live.user_id) as services,
        renewed.expires_at is not null as renewed,
        coalesce(renewed.expires_at, live.expires_at) as expires_at
 from live
-cross join renewed;
+left join renewed on true;
 
 -- name: revoke_token$
 -- Logout: delete one session and return its user; an unknown token deletes nothing.

@@ -241,23 +241,40 @@ def client(app):
     return app.test_client()
 
 
+@contextlib.contextmanager
+def access_lines_to(path):
+    """The in-process app's access lines go to `path` instead of stderr meanwhile."""
+    lines = request_log.ACCESS_LINES
+    lines.flush()
+    fd, lines.fd = lines.fd, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        yield
+    finally:
+        lines.flush()
+        test_fd, lines.fd = lines.fd, fd
+        os.close(test_fd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_access_lines(tmp_path_factory):
+    """Access lines of the in-process app to a file: written by a thread of their own, they would
+    otherwise reach the terminal whenever pytest lifts its capture to print."""
+    with access_lines_to(tmp_path_factory.mktemp("access") / "access.log"):
+        yield
+
+
 @pytest.fixture
 def access_lines(tmp_path):
     """A function returning the access lines the in-process app has written since the test began,
-    as dicts: read from a file the app's line buffer writes to instead of stderr meanwhile."""
-    lines = request_log.ACCESS_LINES
+    as dicts."""
     path = tmp_path / "access.log"
-    lines.flush()
-    fd, lines.fd = lines.fd, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
     def written():
-        lines.flush()
+        request_log.ACCESS_LINES.flush()
         return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
-    yield written
-    lines.flush()
-    test_fd, lines.fd = lines.fd, fd
-    os.close(test_fd)
+    with access_lines_to(path):
+        yield written
 
 
 class Snapshot:
