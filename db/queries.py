@@ -25,9 +25,11 @@ class Query:
         self.name, self.suffix, self.source = name, suffix, source
         self.__doc__ = " ".join(line.lstrip("- ") for line in doc)
         self.sql = "\n".join(line for line in lines if not line.startswith("--")).strip()
+        self.columns = None  # the names of the result's columns, read once from the first result
 
     def __call__(self, conn, **params):
-        cur = conn.execute(self.sql, params)
+        cur = conn.cursor(row_factory=self._rows)
+        cur.execute(self.sql, params)
         if self.suffix == "!":
             return cur.rowcount
         if self.suffix == "^":
@@ -36,6 +38,19 @@ class Query:
             row = cur.fetchone()
             return None if row is None else next(iter(row.values()))
         return cur.fetchall()
+
+    def _rows(self, cursor):
+        """psycopg's row factory: rows as dicts, by the column names the statement's text fixes.
+        psycopg's own dict_row reads and decodes every name again for every result, a tenth of
+        the Python time of a check-token request."""
+        columns = self.columns
+        if columns is None or len(columns) != cursor.pgresult.nfields:
+            columns = self.columns = tuple(column.name for column in cursor.description or ())
+
+        def row(values):
+            return dict(zip(columns, values, strict=True))
+
+        return row
 
     def __repr__(self):
         return f"<Query {self.name} from {self.source}>"

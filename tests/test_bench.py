@@ -11,7 +11,7 @@ from tests.fixtures import ROOT, db_rows
 
 RATIO = r"^ratio {}/trivial throughput=\d+\.\d\d server_cpu=\d+\.\d\d p99/p50=\d+\.\d\d$"
 LAST = r"ratio check-token/trivial throughput=\d+\.\d\d server_cpu=\d+\.\d\d"
-TABLE_ROW = r"^{} +\d+ +\d+ +\d+\.\d\d +\d+\.\d\d +\d+ +(\d+\.\d\d) +(-?\d+\.\d\d) +\d+%$"
+TABLE_ROW = r"^{} +\d+ +\d+ +\d+-\d+ +\d+\.\d\d +\d+\.\d\d +\d+ +(\d+\.\d\d) +(-?\d+\.\d\d) +\d+%$"
 WRITES = r"^renewals during .*: (\d+) rows written, (\d+) answers renewed \(.*\), (\d+) fresh tokens written$"
 
 
@@ -33,6 +33,11 @@ def test_quick_bench_run_completes_and_prints_the_ratios(postgres):
     targets = ("trivial Flask POST", "GET /healthz", "POST /check-token", "GET /auth/profile", "check-token +key")
     for target in (*targets, "+key, 50 followers"):
         assert re.search(TABLE_ROW.format(re.escape(target)), result.stdout, re.M), result.stdout
+    # The rate of all rounds together lies within the spread of the single rounds.
+    rows = re.findall(r"^\S.*? +\d+ +(\d+) +(\d+)-(\d+) ", result.stdout, re.M)
+    assert len(rows) == 8, result.stdout
+    for rate, low, high in rows:
+        assert int(low) <= int(rate) <= int(high), result.stdout
     checks = re.findall(TABLE_ROW.format(re.escape("POST /check-token")), result.stdout, re.M)
     assert len(checks) == 2 and all(float(db) > 0 for _, db in checks), result.stdout
     writes = [tuple(map(int, found)) for found in re.findall(WRITES, result.stdout, re.M)]
