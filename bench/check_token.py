@@ -356,25 +356,35 @@ async def follow_feed(port, deadline):
     conn, key = Connection(port), [f"service-token: {SERVICE_KEY}"]
     _, content = await conn.request("GET", "/revocations", headers=key)
     cursor = json.loads(content)["cursor"]
-    while time.perf_counter() < deadline:
-        wait = max(0, min(25, int(deadline - time.perf_counter())))
+    while (wait := min(25, int(deadline - time.perf_counter()))) >= 1:
         status, content = await conn.request("GET", f"/revocations?after={cursor}&wait={wait}", headers=key)
         page = json.loads(content)
         cursor = page["cursor"]
-        if not page["events"] and wait and status == 200:
+        if not page["events"] and status == 200:
             await asyncio.sleep(min(1, max(0, deadline - time.perf_counter())))  # Retry-After, or the wait ran out
+    # Less than a second left: a follower asks for a wait of whole seconds, and one of none
+    # would be a loop of requests.
+    await asyncio.sleep(max(0, deadline - time.perf_counter()))
     conn.close()
 
 
 async def load(target, postgres, seconds, clients, fresh):
-    """`clients` connections send the target's request back to back for `seconds`; each times its own."""
+    """`clients` connections send the target's request back to back for `seconds`; each times its own.
+
+    The clients come one after another, each once the one before has its first answer, as
+    backends reconnect over time rather than all in the same instant: gthread workers share
+    one listening socket, and a burst of connections to idle workers may all go to the first
+    to wake, while a connection made under load goes to the worker free to accept it."""
     phase = Phase(target, clients)
     started, cpu = time.perf_counter(), time.process_time()
     app_cpu, db_cpu = cpu_seconds(target.server), cpu_seconds(postgres)
     deadline = started + seconds
+    answered = [asyncio.Event() for _ in range(clients + 1)]  # client i starts on event i
+    answered[0].set()
 
-    async def one_client():
+    async def one_client(number):
         conn = Connection(target.port, fresh)
+        await answered[number].wait()
         while time.perf_counter() < deadline:
             sent = time.perf_counter()
             try:
@@ -382,6 +392,7 @@ async def load(target, postgres, seconds, clients, fresh):
             except (ConnectionError, asyncio.IncompleteReadError) as error:
                 status = type(error).__name__
             took = time.perf_counter() - sent
+            answered[number + 1].set()
             if status != 200:
                 phase.failures[status] = phase.failures.get(status, 0) + 1
                 continue
@@ -391,7 +402,7 @@ async def load(target, postgres, seconds, clients, fresh):
         conn.close()
 
     followers = [follow_feed(target.port, deadline) for _ in range(target.followers if clients > 1 else 0)]
-    await asyncio.gather(*(one_client() for _ in range(clients)), *followers)
+    await asyncio.gather(*(one_client(number) for number in range(clients)), *followers)
     phase.elapsed = time.perf_counter() - started
     phase.client_cpu = time.process_time() - cpu
     phase.app_cpu, phase.db_cpu = cpu_seconds(target.server) - app_cpu, cpu_seconds(postgres) - db_cpu
