@@ -24,6 +24,8 @@ bind = f"{app_config.SERVER_HOST}:{app_config.SERVER_PORT}"
 #   keep-alive clients:  2x4 gthread 2,438 check-token/s (0.49 ms worker CPU each, p99 15.2 ms);
 #                        2x2 1,944/s (0.58 ms); 4x2 2,037/s (0.59 ms); sync 4x1 1,706/s (0.58 ms)
 #   a new connection per request: 2x4 1,565/s (p99 22.4 ms); 4x2 1,655/s (p99 25.8 ms)
+# Checked again after the later cuts (3 interleaved rounds of 4 s): 2x4 2,667/s (0.44 ms),
+# 2x3 2,586/s (0.45 ms), 2x4 with 2 connections a worker instead of up to 10 2,470/s (0.52 ms).
 # More processes than cores only add switching; sync workers close every connection (a
 # backend's pool then reconnects each time) and a bcrypt login would stall one whole worker,
 # while a thread waiting for bcrypt or PostgreSQL lets the worker's others run.
