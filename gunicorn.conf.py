@@ -165,13 +165,14 @@ def post_worker_init(worker):
 def worker_exit(server, worker):
     """Let the background jobs finish the one at hand, close the worker's connections, and write
     the access lines still buffered."""
+    app = getattr(worker, "wsgi", None)  # none when the worker died loading it, or in the master
+    if app is None:
+        return
     import jobs
     from web import request_log
 
-    app = getattr(worker, "wsgi", None)  # none when the worker died loading it
-    if app is not None:
-        jobs.stop(app)
-        app.extensions["db_pool"].close()
+    jobs.stop(app)
+    app.extensions["db_pool"].close()
     request_log.ACCESS_LINES.flush()
 
 

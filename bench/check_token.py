@@ -56,6 +56,14 @@ FOLLOWERS = 50  # backends following the revocation feed with long polls, in the
 SAMPLE = random.Random(7878)  # noqa: S311 (picks load, not secrets)
 
 
+def positive(text):
+    """An argparse type: a whole number of at least 1."""
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.check_token", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -65,7 +73,10 @@ def parse_args(argv):
         help="measured time per target (default 10; keep it under TOKEN_RENEW_THRESHOLD_SECONDS)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds the time of each target is split over (default 5)"
+        "--rounds",
+        type=positive,
+        default=5,
+        help="interleaved rounds the time of each target is split over (default 5)",
     )
     parser.add_argument("--tokens", type=int, default=100_000, help="live tokens in the table (default 100000)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
@@ -385,6 +396,13 @@ async def load(target, postgres, seconds, clients, fresh):
     async def one_client(number):
         conn = Connection(target.port, fresh)
         await answered[number].wait()
+        try:
+            await requests(conn, number)
+        finally:  # the next client starts even when this one met the deadline before an answer
+            answered[number + 1].set()
+            conn.close()
+
+    async def requests(conn, number):
         while time.perf_counter() < deadline:
             sent = time.perf_counter()
             try:
@@ -399,7 +417,6 @@ async def load(target, postgres, seconds, clients, fresh):
             phase.latencies.append(took)
             if target.renews:
                 phase.renewed += json.loads(content)["renewed"]
-        conn.close()
 
     followers = [follow_feed(target.port, deadline) for _ in range(target.followers if clients > 1 else 0)]
     await asyncio.gather(*(one_client(number) for number in range(clients)), *followers)

@@ -245,13 +245,16 @@ def client(app):
 def access_lines_to(path):
     """The in-process app's access lines go to `path` instead of stderr meanwhile."""
     lines = request_log.ACCESS_LINES
-    lines.flush()
-    fd, lines.fd = lines.fd, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    test_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    with lines.lock:  # under the lock, so the flusher thread never writes to a closed fd
+        lines._write()
+        fd, lines.fd = lines.fd, test_fd
     try:
         yield
     finally:
-        lines.flush()
-        test_fd, lines.fd = lines.fd, fd
+        with lines.lock:
+            lines._write()
+            lines.fd = fd
         os.close(test_fd)
 
 

@@ -3,10 +3,14 @@ service key, and while 50 backends follow the revocation feed), prints the ratio
 endpoint and ends with the one the README quotes, renews only tokens that were due, and drops
 its database."""
 
+import asyncio
 import re
 import subprocess
 import sys
 
+import psutil
+
+from bench import check_token
 from tests.fixtures import ROOT, db_rows
 
 RATIO = r"^ratio {}/trivial throughput=\d+\.\d\d server_cpu=\d+\.\d\d p99/p50=\d+\.\d\d$"
@@ -66,3 +70,17 @@ def test_quick_revocation_bench_times_each_logout_to_its_refusal(postgres):
     assert found, result.stdout
     # Without the feed a cached read lives up to 60 s; with it, a logout reaches the cache at once.
     assert int(found[3]) < 5000, result.stdout
+
+
+def test_clients_that_start_after_the_deadline_still_let_the_run_end():
+    """Clients start one after another; one whose first answer comes after the deadline must
+    still let the next start (and stop), or the run would wait for ever."""
+
+    async def slow(conn):
+        await asyncio.sleep(0.2)
+        return 200, b"{}"
+
+    me = psutil.Process()  # no children: the CPU figures are zero, which this test does not read
+    target = check_token.Target("slow", 0, me, slow)
+    phase = asyncio.run(asyncio.wait_for(check_token.load(target, me, 0.05, 4, False), timeout=10))
+    assert len(phase.latencies) == 1 and phase.failures == {}

@@ -182,6 +182,42 @@ def test_a_forked_child_does_not_write_its_parents_lines_again():
     os.close(read_end)
 
 
+def test_no_thread_for_the_flusher_fails_no_request(monkeypatch):
+    read_end, write_end = os.pipe()
+    buffer = request_log.LineBuffer(fd=write_end, delay=0.05)
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", no_thread)
+        buffer.add(b"first\n")  # no exception: the line waits in the buffer
+    buffer.add(b"second\n")  # this one starts the flusher
+    os.set_blocking(read_end, False)
+    deadline, got = time.monotonic() + 5, b""
+    while got.count(b"\n") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with contextlib.suppress(BlockingIOError):
+            got += os.read(read_end, 100)
+    os.close(read_end)
+    assert got == b"first\nsecond\n"
+
+
+def test_a_forked_child_draws_request_ids_and_a_process_id_of_its_own():
+    """A gunicorn master that imported this module forks workers that must not share ids."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_end, f"{request_log._process_prefix} {next(request_log._count)} {request_log._pid}".encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write_end)
+    prefix, first, child_pid = read_all(read_end).decode().split()
+    os.close(read_end)
+    assert prefix != request_log._process_prefix and len(prefix) == 16
+    assert (int(first), int(child_pid)) == (0, pid)
+
+
 def reset_code(mailbox, address, mailed):
     """The code of the first reset mail to `address` after its first `mailed` mails (sent in the background)."""
     deadline = time.monotonic() + 5

@@ -3,10 +3,11 @@
 An access line carries time, ip, method, path, endpoint, status, duration, request id and
 a token fingerprint (a short digest prefix) -- never a token, password or reset code.
 
-Access lines have the shape of every other line (web/request_log.py `configure`) but skip
-the logging machinery: each is one orjson call into a buffer that reaches stderr in writes of
-whole lines, at most PIPE_BUF bytes each (so they never interleave with another process's
-lines on a pipe) and at most a second old, as nginx's `access_log ... buffer= flush=` does.
+Access lines have the shape of every other line (`configure` below) but skip the logging
+machinery: each is one orjson call into a buffer that reaches stderr in writes of whole
+lines, at most PIPE_BUF bytes each unless one line alone is longer (so they never interleave
+with another process's lines on a pipe, which writes that short cannot), and at most a second
+old, as nginx's `access_log ... buffer= flush=` does.
 Through logging, with a write per line, the access line cost 0.08 ms of the 0.45 ms a
 check-token request costs a worker (README, Performance). The level of the `auth.access`
 logger still decides whether they are written. A worker killed outright loses at most the
@@ -36,9 +37,8 @@ from web.guard import header_token
 access_log = logging.getLogger("auth.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # A new request id is this process's random prefix and a count: unique without a random draw
-# (a system call) per request. It identifies a request in the logs; it guards nothing.
-_PROCESS_PREFIX = secrets.token_hex(8)
-_COUNT = itertools.count()
+# (a system call) per request. It identifies a request in the logs; it guards nothing. Both,
+# and the process id of the access lines, are this process's own (`_own_process`).
 
 
 def configure(level):
@@ -60,7 +60,7 @@ def start(environ):
     g.started = time.perf_counter()
     incoming = environ.get("HTTP_X_REQUEST_ID", "")
     # A caller's id is kept when it is plain, so logs of several services can be joined.
-    g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else f"{_PROCESS_PREFIX}{next(_COUNT):016x}"
+    g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else f"{_process_prefix}{next(_count):016x}"
 
 
 class LineBuffer:
@@ -89,7 +89,11 @@ class LineBuffer:
             if self.flushing:
                 return
             self.flushing = True
-        threading.Thread(target=self._flush_every_delay, name="access-log-flusher", daemon=True).start()
+        try:
+            threading.Thread(target=self._flush_every_delay, name="access-log-flusher", daemon=True).start()
+        except RuntimeError:  # no thread to be had now: the next line tries again, the request goes on
+            with self.lock:
+                self.flushing = False
 
     def flush(self):
         """Write what is buffered now."""
@@ -115,14 +119,18 @@ ACCESS_LINES = LineBuffer()
 atexit.register(ACCESS_LINES.flush)
 
 
-def _note_pid():
-    """Keep this process's id, for its lines: os.getpid() is a system call each time it is asked."""
-    global _pid
+def _own_process():
+    """This process's id (os.getpid() is a system call each time it is asked) and a request-id
+    prefix and count of its own: drawn again in a forked child, or two gunicorn workers forked
+    from a master that had imported this module would hand out the same ids."""
+    global _pid, _process_prefix, _count
     _pid = os.getpid()
+    _process_prefix = secrets.token_hex(8)
+    _count = itertools.count()
 
 
-_note_pid()
-os.register_at_fork(after_in_child=_note_pid)
+_own_process()
+os.register_at_fork(after_in_child=_own_process)
 _clock = (None, "", "")  # (second, its local asctime, its UTC ISO timestamp), formatted once a second
 
 
