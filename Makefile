@@ -21,7 +21,7 @@ JS     := clients/typescript
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install db demo-reset run test bench lint format postman js-client test-js test-browser stop-db clean
+.PHONY: help install db demo-reset run test bench profile lint format postman js-client test-js test-browser stop-db clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test: $(STAMP) ## lint, then run the whole test suite against a throwaway Postgr
 bench: $(STAMP) ## benchmark /check-token against a trivial endpoint
 	APP_ENV=development $(PY) -m bench.check_token
 	APP_ENV=development $(PY) -m bench.revocations
+
+profile: $(STAMP) ## where the workers' time goes under check-token load (py-spy; needs root or ptrace)
+	APP_ENV=development $(PY) -m bench.profile
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -72,6 +72,23 @@ def test_quick_revocation_bench_times_each_logout_to_its_refusal(postgres):
     assert int(found[3]) < 5000, result.stdout
 
 
+def test_quick_profile_names_where_the_workers_time_goes(postgres):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.profile", "--seconds", "2", "--tokens", "500", "--pgdata", postgres.pgdata],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    head = r"POST /check-token: 16 keep-alive clients, \d+ req/s while sampled; CPU a request: workers \d"
+    assert re.match(head, result.stdout), result.stdout
+    rows = {name: float(share) for share, name in re.findall(r"^ *(\d+\.\d)%  (.+)$", result.stdout, re.M)}
+    # The hot path in front of Flask, and inside it the check and its one statement.
+    assert rows["HotPath.__call__ (web/hot_path.py)"] >= rows["check (blueprints/tokens.py)"] > 0, result.stdout
+    assert rows["Query.__call__ (db/queries.py)"] > 0, result.stdout
+
+
 def test_clients_that_start_after_the_deadline_still_let_the_run_end():
     """Clients start one after another; one whose first answer comes after the deadline must
     still let the next start (and stop), or the run would wait for ever."""
