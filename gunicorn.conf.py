@@ -163,17 +163,14 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Let the background jobs finish the one at hand, close the worker's connections, and write
-    the access lines still buffered."""
+    """Let the background jobs finish the one at hand, then close the worker's connections."""
     app = getattr(worker, "wsgi", None)  # none when the worker died loading it, or in the master
     if app is None:
         return
     import jobs
-    from web import request_log
 
     jobs.stop(app)
     app.extensions["db_pool"].close()
-    request_log.ACCESS_LINES.flush()
 
 
 def child_exit(server, worker):

@@ -47,20 +47,20 @@ def encrypt(keys, secret):
 
 def decrypt(keys, stored):
     """The secret, or None when no configured key opens it (a key removed too early)."""
-    from cryptography.fernet import InvalidToken
-
-    try:
-        return cipher(keys).decrypt(stored.encode()).decode()
-    except InvalidToken:
-        return None
+    return _opened(cipher(keys).decrypt, stored)
 
 
 def rotate(keys, stored):
     """`stored` encrypted again with the first key, or None when no configured key opens it."""
+    return _opened(cipher(keys).rotate, stored)
+
+
+def _opened(operation, stored):
+    """`operation` (decrypt or rotate) of `stored`, or None when no configured key opens it."""
     from cryptography.fernet import InvalidToken
 
     try:
-        return cipher(keys).rotate(stored.encode()).decode()
+        return operation(stored.encode()).decode()
     except InvalidToken:
         return None
 

@@ -244,17 +244,12 @@ def client(app):
 @contextlib.contextmanager
 def access_lines_to(path):
     """The in-process app's access lines go to `path` instead of stderr meanwhile."""
-    lines = request_log.ACCESS_LINES
     test_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    with lines.lock:  # under the lock, so the flusher thread never writes to a closed fd
-        lines._write()
-        fd, lines.fd = lines.fd, test_fd
+    fd = request_log.ACCESS_LINES.redirect(test_fd)
     try:
         yield
     finally:
-        with lines.lock:
-            lines._write()
-            lines.fd = fd
+        request_log.ACCESS_LINES.redirect(fd)
         os.close(test_fd)
 
 

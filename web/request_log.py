@@ -11,7 +11,7 @@ old, as nginx's `access_log ... buffer= flush=` does.
 Through logging, with a write per line, the access line cost 0.08 ms of the 0.45 ms a
 check-token request costs a worker (README, Performance). The level of the `auth.access`
 logger still decides whether they are written. A worker killed outright loses at most the
-last second of its lines; one that stops as asked writes them first (gunicorn.conf.py).
+last second of its lines; one that stops as asked writes them at exit.
 """
 
 import atexit
@@ -99,6 +99,13 @@ class LineBuffer:
         """Write what is buffered now."""
         with self.lock:
             self._write()
+
+    def redirect(self, fd):
+        """Write what is buffered, then send later lines to `fd`; returns the fd they went to."""
+        with self.lock:
+            self._write()
+            previous, self.fd = self.fd, fd
+        return previous
 
     def _write(self):
         data = b"".join(self.lines)
