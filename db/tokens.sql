@@ -36,7 +36,7 @@ created as (
 )
 select expires_at, (select count(*) from capped) as capped from created;
 
--- name: check_token^
+-- name: check_token^ prepared
 -- Validate a token for one service, renew it when due, return the user's grants there; and
 -- when the caller sent a service key (key_hash), check it and mark it used. One statement,
 -- so one round trip; auth.live_token, auth.renewal_due and auth.renew_token (the latest
@@ -99,7 +99,7 @@ left join live on true
 left join service on true
 left join grants on true;
 
--- name: profile^
+-- name: profile^ prepared
 -- Validate a token, renew it when due, and return its user with every service's grants.
 -- One statement, with the same rules as check_token.
 with live as (
