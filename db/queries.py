@@ -10,8 +10,8 @@ handler owns the transaction:
     row = q.user_by_id(conn, user_id=7)
 
 A name followed by `prepared` (`-- name: check_token^ prepared`) marks a statement run on every
-request of the fleet: it is prepared once per connection and executed through psycopg's libpq
-layer, without a cursor (see `Query._execute_prepared`).
+request of the fleet: outside a transaction it is prepared once per connection and executed
+through psycopg's libpq layer, without a cursor (see `Query._execute_prepared`).
 """
 
 import re
@@ -49,7 +49,9 @@ class Query:
             self.statement = f"auth_{name}".encode(), numbered.replace("%%", "%").encode()
 
     def __call__(self, conn, **params):
-        if self.prepared:
+        # Inside a transaction a cursor runs it: there a failed Execute (of a statement psycopg
+        # dropped, see below) would abort the transaction before it could be prepared again.
+        if self.prepared and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
             return self._execute_prepared(conn, params)
         cur = conn.cursor(row_factory=self._rows)
         cur.execute(self.sql, params)

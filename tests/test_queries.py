@@ -98,6 +98,16 @@ def test_a_statement_dropped_behind_its_back_is_prepared_again(api, conn):
     assert q.check_token(conn, **params) == first
 
 
+def test_inside_a_transaction_a_dropped_statement_costs_nothing(api, conn):
+    """There a failed Execute would abort the transaction, so the statement is not tried."""
+    params = check_params(api.login("alice"))
+    first = q.check_token(conn, **params)
+    conn.execute("deallocate all")
+    with conn.transaction():
+        assert q.check_token(conn, **params) == first
+        assert conn.execute("select 1").fetchone() == (1,)  # the transaction lives on
+
+
 def test_a_lost_connection_is_an_operational_error(test_database, conn):
     """So the app answers 503 and the pool drops the connection, as for any outage."""
     query = Query("one", "^", "select %(x)s::int as x", "t", True)
