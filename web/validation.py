@@ -17,6 +17,7 @@ from web.errors import ApiError
 
 BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint: larger ids cannot exist, so they are input errors
 MAX_JSON_DEPTH = 32
+_DECIMAL = re.compile(r"[0-9]{1,20}")
 
 
 class Field:
@@ -99,7 +100,7 @@ class Int(Field):
         self.minimum, self.maximum, self.strings = minimum, maximum, strings
 
     def check(self, value):
-        if self.strings and isinstance(value, str) and re.fullmatch(r"[0-9]{1,20}", value):
+        if self.strings and isinstance(value, str) and _DECIMAL.fullmatch(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("must be an integer" + (" or a decimal string" if self.strings else ""))
@@ -120,13 +121,17 @@ class Bool(Field):
 class IdOrName(Field):
     """A numeric id (int or decimal string) or a name; returns ("id", n) or ("name", s)."""
 
+    ID, NAME = Int(strings=True), Str(max_len=63)
+
     def check(self, value):
-        try:
-            return ("id", Int(strings=True).check(value))
-        except ValueError:
-            pass
+        # Every check-token request names its service: a name goes straight to the name check.
+        if not isinstance(value, str) or _DECIMAL.fullmatch(value):
+            try:
+                return ("id", self.ID.check(value))
+            except ValueError:
+                pass
         if isinstance(value, str):
-            return ("name", Str(max_len=63).check(value))
+            return ("name", self.NAME.check(value))
         raise ValueError("must be an id (integer) or a name (string)")
 
 
