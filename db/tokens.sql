@@ -46,45 +46,8 @@ select expires_at, (select count(*) from capped) as capped from created;
 -- Always one row. key_id null with a key sent: the key is unknown or expired. user_id null:
 -- the token is dead. Null roles, user_matches false, or a scope other than full (a session
 -- good only for enrolling a second factor): no access.
-with caller as (
-    select k.id, k.prefix, k.service_id
-    from auth.service_keys k
-    where k.key_hash = %(key_hash)s and (k.expires_at is null or k.expires_at > now())
-),
-live as (
-    select t.token_hash, t.user_id, t.expires_at, t.modified_at, t.scope, u.username, u.name
-    from auth.live_token(%(token_hash)s) t
-    join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
-),
-service as (
-    select s.id, s.name
-    from auth.services s
-    where s.active and (s.id = %(service_id)s or s.name = %(service_name)s)
-),
-grants as (
-    select array_agg(distinct g.role order by g.role) as roles,
-           coalesce(array_agg(distinct g.permission order by g.permission)
-                    filter (where g.permission is not null), '{}') as permissions
-    from live
-    join service on true
-    join auth.user_grants g on g.user_id = live.user_id and g.service_id = service.id
-),
-allowed as (
-    select live.token_hash, live.modified_at
-    from live, grants
-    where grants.roles is not null
-      and live.scope = 'full'
-      and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
-      and (%(key_hash)s::bytea is null or (select service_id from caller) = (select id from service))
-),
-renewed as (
-    select auth.renew_token(token_hash, %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
-    from allowed
-    where auth.renewal_due(modified_at, %(threshold)s)
-),
-touched as (
-    select auth.touch_service_key(id) from caller
-)
+-- Joins, not CTEs: each CTE is a plan node of its own, and PostgreSQL then spent 10 % more
+-- on the statement (5,000 executions on one connection).
 select caller.id as key_id, caller.prefix as key_prefix, caller.service_id as key_service_id,
        live.user_id, live.username, live.name, live.scope,
        service.id as service_id, service.name as service,
@@ -92,12 +55,30 @@ select caller.id as key_id, caller.prefix as key_prefix, caller.service_id as ke
        (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint) as user_matches,
        renewed.expires_at is not null as renewed,
        coalesce(renewed.expires_at, live.expires_at) as expires_at
-from (select count(*) from touched) as key_marked  -- evaluated, though it returns nothing
-left join renewed on true
-left join caller on true
-left join live on true
-left join service on true
-left join grants on true;
+from (select 1) as one  -- always one row, whatever is missing
+left join auth.service_keys caller
+       on caller.key_hash = %(key_hash)s and (caller.expires_at is null or caller.expires_at > now())
+left join (
+    select t.token_hash, t.user_id, t.expires_at, t.modified_at, t.scope, u.username, u.name
+    from auth.live_token(%(token_hash)s) t
+    join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
+) live on true
+left join auth.services service on service.active and (service.id = %(service_id)s or service.name = %(service_name)s)
+left join lateral (
+    select array_agg(distinct g.role order by g.role) as roles,
+           coalesce(array_agg(distinct g.permission order by g.permission)
+                    filter (where g.permission is not null), '{}') as permissions
+    from auth.user_grants g
+    where g.user_id = live.user_id and g.service_id = service.id
+) grants on true
+left join lateral (
+    select auth.renew_token(live.token_hash, %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
+    where grants.roles is not null and live.scope = 'full'
+      and (%(user_id)s::bigint is null or live.user_id = %(user_id)s::bigint)
+      and (%(key_hash)s::bytea is null or caller.service_id = service.id)
+      and auth.renewal_due(live.modified_at, %(threshold)s)
+) renewed on true
+left join lateral (select auth.touch_service_key(caller.id) where caller.id is not null) as touched on true;
 
 -- name: profile^ prepared
 -- Validate a token, renew it when due, and return its user with every service's grants.
