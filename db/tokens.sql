@@ -40,7 +40,8 @@ select expires_at, (select count(*) from capped) as capped from created;
 -- Validate a token for one service, renew it when due, return the user's grants there; and
 -- when the caller sent a service key (key_hash), check it and mark it used. One statement,
 -- so one round trip; auth.live_token, auth.renewal_due and auth.renew_token (the latest
--- migration that defines them) hold the validity and renewal rules. Renewal happens only for
+-- migration that defines them) hold the validity and renewal rules, auth.grant_sets the
+-- user's grants (auth.user_grants, aggregated when they change). Renewal happens only for
 -- an allowed use (by a key of that very service, when a key is sent); while the token is
 -- fresh the renewal is not even called, so nothing is written.
 -- Always one row. key_id null with a key sent: the key is unknown or expired. user_id null:
@@ -64,13 +65,7 @@ left join (
     join auth.users u on u.id = t.user_id and u.active and u.credential_version = t.credential_version
 ) live on true
 left join auth.services service on service.active and (service.id = %(service_id)s or service.name = %(service_name)s)
-left join lateral (
-    select array_agg(distinct g.role order by g.role) as roles,
-           coalesce(array_agg(distinct g.permission order by g.permission)
-                    filter (where g.permission is not null), '{}') as permissions
-    from auth.user_grants g
-    where g.user_id = live.user_id and g.service_id = service.id
-) grants on true
+left join auth.grant_sets grants on grants.user_id = live.user_id and grants.service_id = service.id
 left join lateral (
     select auth.renew_token(live.token_hash, %(threshold)s, %(ttl)s, %(max_lifetime)s) as expires_at
     where grants.roles is not null and live.scope = 'full'
