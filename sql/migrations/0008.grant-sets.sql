@@ -107,5 +107,9 @@ $$;
 create trigger services_grant_sets after update on auth.services
 for each row when (old.active is distinct from new.active) execute function auth.grants_of_service_changed();
 
--- What the grants are now.
-select auth.refresh_grant_sets(p_users => array(select distinct user_id from auth.person_service_roles));
+-- What the grants are now (in a block: a select's result would be printed by the migration tool).
+do $$
+begin
+    perform auth.refresh_grant_sets(p_users => array(select distinct user_id from auth.person_service_roles));
+end
+$$;
