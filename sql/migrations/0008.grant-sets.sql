@@ -55,57 +55,38 @@ begin
 end
 $$;
 
-create function auth.grants_of_user_changed()
+-- One trigger function for every table the grants are made of (PL/pgSQL compiles it once
+-- per table, so each branch names only its own table's columns). On insert `old` is null,
+-- on delete `new`: the array then holds a null, which matches nothing.
+create function auth.grants_changed()
 returns trigger
 language plpgsql as $$
 begin
-    perform auth.refresh_grant_sets(
-        p_users => array[old.user_id, new.user_id] -- old is null on insert, new on delete
-    );
+    case tg_table_name
+    when 'person_service_roles' then
+        perform auth.refresh_grant_sets(p_users => array[old.user_id, new.user_id]);
+    when 'role_permissions' then
+        perform auth.refresh_grant_sets(p_roles => array[old.role_id, new.role_id]);
+    when 'roles' then
+        perform auth.refresh_grant_sets(p_roles => array[new.id]);
+    when 'permissions' then
+        perform auth.refresh_grant_sets(p_permissions => array[new.id]);
+    when 'services' then
+        perform auth.refresh_grant_sets(p_services => array[new.id]);
+    end case;
     return null;
 end
 $$;
 create trigger person_service_roles_grant_sets after insert or update or delete on auth.person_service_roles
-for each row execute function auth.grants_of_user_changed();
-
-create function auth.grants_of_role_changed()
-returns trigger
-language plpgsql as $$
-begin
-    if tg_table_name = 'roles' then
-        perform auth.refresh_grant_sets(p_roles => array[new.id]);
-    else
-        perform auth.refresh_grant_sets(p_roles => array[old.role_id, new.role_id]);
-    end if;
-    return null;
-end
-$$;
+for each row execute function auth.grants_changed();
 create trigger role_permissions_grant_sets after insert or update or delete on auth.role_permissions
-for each row execute function auth.grants_of_role_changed();
+for each row execute function auth.grants_changed();
 create trigger roles_grant_sets after update on auth.roles
-for each row when (old.name is distinct from new.name) execute function auth.grants_of_role_changed();
-
-create function auth.grants_of_permission_changed()
-returns trigger
-language plpgsql as $$
-begin
-    perform auth.refresh_grant_sets(p_permissions => array[new.id]);
-    return null;
-end
-$$;
+for each row when (old.name is distinct from new.name) execute function auth.grants_changed();
 create trigger permissions_grant_sets after update on auth.permissions
-for each row when (old.name is distinct from new.name) execute function auth.grants_of_permission_changed();
-
-create function auth.grants_of_service_changed()
-returns trigger
-language plpgsql as $$
-begin
-    perform auth.refresh_grant_sets(p_services => array[new.id]);
-    return null;
-end
-$$;
+for each row when (old.name is distinct from new.name) execute function auth.grants_changed();
 create trigger services_grant_sets after update on auth.services
-for each row when (old.active is distinct from new.active) execute function auth.grants_of_service_changed();
+for each row when (old.active is distinct from new.active) execute function auth.grants_changed();
 
 -- What the grants are now (in a block: a select's result would be printed by the migration tool).
 do $$
